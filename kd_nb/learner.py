@@ -20,10 +20,10 @@ from .metrics import classification_metrics, scores_from_logits, MetricsCSV
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
-           'CancelEpochException', 'CancelFitException', 'Callback', 'Learner', 'adamw', 'fit', 'Recorder', 'cosine_lr',
-           'CosineSchedule', 'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap',
-           'freeze', 'Distill', 'StopOnNaN', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'SaveCheckpoint',
-           'ProgressBar']
+           'CancelEpochException', 'CancelFitException', 'Callback', 'Learner', 'adamw', 'fit', 'validate', 'get_preds',
+           'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast',
+           'CompileModel', 'unwrap', 'freeze', 'Distill', 'StopOnNaN', 'CSVLogger', 'TensorBoardLogger',
+           'load_checkpoint', 'SaveCheckpoint', 'ProgressBar', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -206,6 +206,24 @@ def fit(self:Learner,
 
 for f in (_one_batch, _step, _all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
 Learner.fit = fit
+
+# %% ../nbs/05_learner.ipynb #ec182ba4
+def validate(self:Learner,
+             split:str='val', # 'train', 'val' or 'test' (train is evaluated without augmentation only if its loader has none)
+            )->dict: # that split's loss and metrics
+    "Evaluate the model on one split."
+    self.recorder.stats = {}
+    self._do_validate(split)
+    return {k.removeprefix(f'{split}_'): v for k, v in self.recorder.stats.items()}
+
+def get_preds(self:Learner,
+              split:str='val', # the split to predict
+             )->tuple: # (scores (N, C) probabilities, targets) as NumPy arrays
+    "Predicted probabilities and the labels for a split."
+    self.validate(split)
+    return self.recorder.last_scores, self.recorder.last_targets
+
+Learner.validate, Learner.get_preds = validate, get_preds
 
 # %% ../nbs/05_learner.ipynb #ef12b667
 def _rss_peak_mb()->float:
@@ -528,3 +546,45 @@ class ProgressBar(Callback):
         parts += [f"{r['samples_per_s']:.0f} img/s", f"{r['epoch_time_s']:.1f} s"]
         print(' | '.join(parts))
     cleanup_fit = after_train
+
+# %% ../nbs/05_learner.ipynb #28253844
+def make_learner(model:nn.Module, # the network to train
+                 dls, # loaders with `.train`, `.val`, `.test`
+                 task:str='multi-class', # the dataset's task
+                 kd_method:str='kd', # 'kd', 'dkd', or 'ce' (no distillation)
+                 teacher:nn.Module|None=None, # the frozen teacher; required unless kd_method='ce'
+                 teacher_input=None, # optional `f(x) -> x` adapting batches to the teacher's input
+                 kd_alpha:float|None=None, # distillation weight (default: 0.7 for KD, 1 for DKD)
+                 kd_temperature:float=4., # softening temperature
+                 lr:float=1e-4, # peak learning rate (AdamW)
+                 weight_decay:float=0.05, # AdamW weight decay
+                 warmup_epochs:float=0., # linear warm-up before cosine annealing
+                 amp:str|bool='auto', # mixed precision: 'auto', 'bf16', 'fp16', 'off'
+                 grad_accum:int=1, # batches per optimizer step
+                 clip_grad:float|None=None, # max gradient norm, or None
+                 channels_last:bool=False, # NHWC memory layout (CNNs)
+                 compile:bool=False, # wrap the model with torch.compile
+                 path:Path|str|None=None, # run folder for logs and checkpoints; None logs nothing to disk
+                 monitor:str='val_acc', # validation column that selects the best checkpoint
+                 resume:bool=False, # continue from the run folder's last checkpoint
+                 tensorboard:bool=True, # also log to `tb/` (needs `path`)
+                 quiet:bool=False, # no progress bar or epoch lines
+                 config:dict|None=None, # stored with checkpoints and run metadata
+                 device=None, # default: the best available
+                 cbs:list=(), # extra callbacks, e.g. the live dashboard
+                )->Learner:
+    "A learner for one Teacher -> Assistant -> Student stage, with the callbacks its settings ask for."
+    loss = make_loss(kd_method, task, alpha=kd_alpha, T=kd_temperature)
+    callbacks = [CosineSchedule(warmup_epochs), MixedPrecision(amp), StopOnNaN(), ProgressBar(quiet)]
+    if grad_accum > 1: callbacks.append(GradAccumulation(grad_accum))
+    if clip_grad: callbacks.append(GradClip(clip_grad))
+    if channels_last: callbacks.append(ChannelsLast())
+    if compile: callbacks.append(CompileModel())
+    if kd_method != 'ce':
+        if teacher is None: raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
+        callbacks.append(Distill(teacher, teacher_input))
+    if path is not None:
+        callbacks += [CSVLogger(), SaveCheckpoint(monitor, resume=resume)]
+        if tensorboard: callbacks.append(TensorBoardLogger())
+    return Learner(model, dls, loss, task=task, lr=lr, wd=weight_decay, cbs=callbacks + list(cbs), device=device,
+                   path=path, config=config)
