@@ -17,13 +17,14 @@ from tqdm.auto import tqdm
 from .core import atomic_path, default_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json
 from .losses import make_loss, LossParts
 from .metrics import classification_metrics, scores_from_logits, MetricsCSV
+from .models import export_model
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
            'CancelEpochException', 'CancelFitException', 'Callback', 'Learner', 'adamw', 'fit', 'validate', 'get_preds',
            'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast',
-           'CompileModel', 'unwrap', 'freeze', 'Distill', 'StopOnNaN', 'CSVLogger', 'TensorBoardLogger',
-           'load_checkpoint', 'SaveCheckpoint', 'ProgressBar', 'make_learner']
+           'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'StopOnNaN', 'CSVLogger', 'TensorBoardLogger',
+           'load_checkpoint', 'SaveCheckpoint', 'ExportModel', 'ProgressBar', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -382,6 +383,56 @@ class Distill(Callback):
         x = self.xb if self.teacher_input is None else self.teacher_input(self.xb)
         with self.autocast(): self.learn.teacher_logits = self.teacher(x).float()
 
+# %% ../nbs/05_learner.ipynb #3e38335a
+def _fingerprint(model:nn.Module, *extra)->str:
+    import hashlib
+    h = hashlib.sha256(repr(extra).encode())
+    for k, v in unwrap(model).state_dict().items():
+        h.update(k.encode()); h.update(v.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+class TeacherCache(Callback):
+    "Distil from the teacher's logits precomputed on K fixed views of every training image."
+    order, run_valid = -12, False
+    def __init__(self,
+                 teacher:nn.Module, # the trained teacher
+                 views:int, # K: views per image (the training loader must be built with `views=K`)
+                 teacher_input=None, # optional `f(x) -> x` mapping the student's batch to the teacher's input
+                 folder:Path|str|None=None, # where the cache lives; default: the run folder's teacher_cache/
+                ): self.teacher, self.views, self.teacher_input, self.folder = teacher, views, teacher_input, folder
+
+    def before_fit(self):
+        dl = self.dls.train
+        if getattr(dl, 'views', None) != self.views:
+            raise ValueError(f"teacher_cache={self.views} needs the training loader built with views={self.views} "
+                             f"(make_loaders(..., views={self.views})); this one has views={getattr(dl, 'views', None)}.")
+        self.teacher = freeze(self.teacher.to(self.device))
+        key = _fingerprint(self.teacher, self.views, dl.seed, dl.img_size, dl.pad, dl.flip, dl.mean, dl.std, dl.dataset_size)
+        folder = Path(self.folder) if self.folder else (self.path/'teacher_cache' if self.path else None)
+        path = folder/f'logits_{self.views}views_{key}.npy' if folder else None
+        if path is not None and path.exists(): logits = torch.from_numpy(np.load(path))
+        else:
+            logits = self.compute(dl)
+            if path is not None and is_main_process():
+                with atomic_path(path) as tmp: np.save(tmp, logits.numpy())
+        self.logits = logits.to(self.device)  # (K, N, C) fp16: a few MB for CIFAR-10
+
+    @torch.no_grad()
+    def compute(self, dl)->Tensor: # (K, N, C) fp16 logits, on the CPU
+        "Run the teacher over every view of every training image."
+        out = None
+        for view in range(self.views):
+            for x, _, idx in dl.iter_view(view):
+                if self.teacher_input is not None: x = self.teacher_input(x)
+                with self.autocast(): logits = self.teacher(x).half().cpu()
+                if out is None: out = torch.empty(self.views, dl.dataset_size, logits.shape[-1], dtype=torch.float16)
+                out[view, idx] = logits
+        return out
+
+    def before_batch(self):
+        views = self.dl.view_of(self.idx, self.epoch).to(self.device)
+        self.learn.teacher_logits = self.logits[views, self.idx.to(self.device)].float()
+
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
     "Raise a clear error when the training loss stops being finite."
@@ -518,6 +569,17 @@ class SaveCheckpoint(Callback):
         if self.load_best and self.best_path.exists():
             unwrap(self.model).load_state_dict(load_checkpoint(self.best_path)['model'])
 
+# %% ../nbs/05_learner.ipynb #60c6bcbb
+class ExportModel(Callback):
+    "At the end of the fit, export the model (the best weights, after `SaveCheckpoint`) as safetensors + config.json."
+    order = 40
+    def __init__(self,
+                 folder:str='checkpoints/model', # inside the learner's run folder
+                 **config, # passed to `export_model`: mean, std, and extra fields such as task, label_names, dataset
+                ): self.folder, self.config = folder, config
+    def after_fit(self):
+        if is_main_process(): export_model(unwrap(self.model), self.path/self.folder, **self.config)
+
 # %% ../nbs/05_learner.ipynb #7f3deec0
 class ProgressBar(Callback):
     "A progress bar per epoch and a one-line summary after it."
@@ -554,6 +616,7 @@ def make_learner(model:nn.Module, # the network to train
                  kd_method:str='kd', # 'kd', 'dkd', or 'ce' (no distillation)
                  teacher:nn.Module|None=None, # the frozen teacher; required unless kd_method='ce'
                  teacher_input=None, # optional `f(x) -> x` adapting batches to the teacher's input
+                 teacher_cache:int=0, # K > 0: distil from logits cached on K views (loader built with views=K)
                  kd_alpha:float|None=None, # distillation weight (default: 0.7 for KD, 1 for DKD)
                  kd_temperature:float=4., # softening temperature
                  lr:float=1e-4, # peak learning rate (AdamW)
@@ -570,6 +633,7 @@ def make_learner(model:nn.Module, # the network to train
                  tensorboard:bool=True, # also log to `tb/` (needs `path`)
                  quiet:bool=False, # no progress bar or epoch lines
                  config:dict|None=None, # stored with checkpoints and run metadata
+                 export:dict|None=None, # export the best model at the end (needs `path`): `export_model` arguments
                  device=None, # default: the best available
                  cbs:list=(), # extra callbacks, e.g. the live dashboard
                 )->Learner:
@@ -582,9 +646,10 @@ def make_learner(model:nn.Module, # the network to train
     if compile: callbacks.append(CompileModel())
     if kd_method != 'ce':
         if teacher is None: raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
-        callbacks.append(Distill(teacher, teacher_input))
+        callbacks.append(TeacherCache(teacher, teacher_cache, teacher_input) if teacher_cache else Distill(teacher, teacher_input))
     if path is not None:
         callbacks += [CSVLogger(), SaveCheckpoint(monitor, resume=resume)]
         if tensorboard: callbacks.append(TensorBoardLogger())
+        if export is not None: callbacks.append(ExportModel(**export))
     return Learner(model, dls, loss, task=task, lr=lr, wd=weight_decay, cbs=callbacks + list(cbs), device=device,
                    path=path, config=config)
