@@ -11,7 +11,8 @@ import torch
 from .core import shared_data, default_device
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark']
+__all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
+           'kd_benchmark', 'amp_benchmark', 'step_peak_memory', 'memory_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -127,6 +128,186 @@ def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains
     return dict(kd_nb_img_s=kd_nb_img_s, torchvision_img_s=torchvision_img_s, ratio=kd_nb_img_s / torchvision_img_s,
                 batch_size=batch_size, batches=batches, img_size=img_size, workers=workers, device=str(device),
                 torch_threads=torch.get_num_threads(), data=described)
+
+# %% ../nbs/90_bench.ipynb #c30335ae
+def _bench_loaders(batch_size:int, img_size:int, device, n_train:int=4_577, n_eval:int=508, views=None, data:str='auto', seed:int=0):
+    "Train/val/test loaders over the benchmark images (the CIFAR-10 copy when present)."
+    from kd_nb.data import DeviceLoader, Loaders
+    images, labels, described = _bench_images(data, n_train + 2 * n_eval)
+    if len(images) < n_train + 2 * n_eval: raise ValueError(f'need {n_train + 2 * n_eval} images; {len(images)} available.')
+    mean, std = tuple(images.reshape(-1, 3).mean(0) / 255), tuple(images.reshape(-1, 3).std(0) / 255)
+    common = dict(img_size=img_size, mean=mean, std=std, device=device, seed=seed)
+    parts = np.split(np.arange(n_train + 2 * n_eval), [n_train, n_train + n_eval])
+    make = lambda i, train, bs, **kw: DeviceLoader(images[parts[i]], np.asarray(labels)[parts[i]], bs, train=train, **common, **kw)
+    return Loaders(make(0, True, batch_size, views=views), make(1, False, 2 * batch_size), make(2, False, 2 * batch_size)), described
+
+def _quietly(fn, *args, **kwargs):
+    "Run `fn` with its stdout/stderr (progress bars) sent nowhere: they are part of the cost, not of the report."
+    import io, contextlib
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()): return fn(*args, **kwargs)
+
+def _model(family, stage, img_size, n_classes=10, **kw):
+    from kd_nb.models import create_model
+    kw = dict(patch_size=4 if img_size <= 32 else None) | kw if family == 'vit' else kw
+    return create_model(family, stage, n_classes, img_size=img_size, **kw)
+
+# %% ../nbs/90_bench.ipynb #b15706db
+def _bare_fit(model, dls, epochs:int, lr:float, wd:float):
+    import torch.nn.functional as F
+    from kd_nb.learner import adamw, cosine_lr
+    opt, total, step = adamw(model, lr, wd), epochs * len(dls.train), 0
+    for epoch in range(epochs):
+        model.train(); dls.train.set_epoch(epoch)
+        for x, y, _ in dls.train:
+            for group in opt.param_groups: group['lr'] = cosine_lr(step / total, lr)
+            F.cross_entropy(model(x), y).backward()
+            opt.step(); opt.zero_grad(set_to_none=True); step += 1
+        model.eval()
+        with torch.no_grad():
+            accuracy = [sum((model(x).argmax(1) == y).sum().item() for x, y, _ in dl) / dl.n_samples for dl in (dls.val, dls.test)]
+    return accuracy
+
+def _learner_fit(model, dls, epochs:int, lr:float, wd:float, folder):
+    from kd_nb.learner import Learner, CosineSchedule, StopOnNaN, CSVLogger, TensorBoardLogger, ProgressBar
+    from kd_nb.losses import make_loss
+    learn = Learner(model, dls, make_loss('ce'), lr=lr, wd=wd, device=dls.train.device, path=folder,
+                    cbs=[CosineSchedule(), StopOnNaN(), CSVLogger(), TensorBoardLogger(), ProgressBar()])
+    learn.fit(epochs)
+    return learn
+
+@benchmark('loop')
+def loop_benchmark(family:str='cnn', stage:str='student', # the model: ResNet-18 by default
+                   img_size:int=32, batch_size:int=64, epochs:int=2, repeats:int=2,
+                   lr:float=1e-3, device:str='cpu', data:str='auto', n_train:int=4_577):
+    "The Learner (CSV, TensorBoard, progress bar) against a bare PyTorch loop doing the same work."
+    import copy, tempfile
+    device = default_device(device)
+    dls, described = _bench_loaders(batch_size, img_size, device, n_train=n_train, data=data)
+    init = _model(family, stage, img_size, channels_last=False).to(device)
+    bare, learner = [], []
+    for _ in range(repeats):
+        model = copy.deepcopy(init); start = time.perf_counter(); _bare_fit(model, dls, epochs, lr, 0.05)
+        bare.append(time.perf_counter() - start)
+        with tempfile.TemporaryDirectory() as d:
+            model = copy.deepcopy(init); start = time.perf_counter(); _quietly(_learner_fit, model, dls, epochs, lr, 0.05, d)
+            learner.append(time.perf_counter() - start)
+    return dict(ratio=min(learner) / min(bare), learner_s=min(learner), bare_s=min(bare), learner_runs_s=learner, bare_runs_s=bare,
+                model=init.kd_config['arch'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
+
+# %% ../nbs/90_bench.ipynb #c3f85b65
+def _student_epoch(student, dls, teacher=None, cache:int=0)->tuple:
+    from kd_nb.learner import make_learner
+    learn = make_learner(student, dls, kd_method='kd' if teacher is not None else 'ce', teacher=teacher, teacher_cache=cache,
+                         amp='off', quiet=True, device=dls.train.device)
+    build = 0.
+    if cache:  # time the cache build apart from the epoch
+        cb = learn.teacher_cache
+        compute = cb.compute
+        def timed(dl):
+            nonlocal build
+            start = time.perf_counter(); out = compute(dl); build = time.perf_counter() - start
+            return out
+        cb.compute = timed
+    learn.fit(1, test_every_epoch=False)
+    return learn.recorder.train_time, build
+
+@benchmark('kd')
+def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its student
+                 img_size:int=32, batch_size:int=64, views:int=4, stage_epochs:int=30, repeats:int=2,
+                 device:str='cpu', data:str='auto', n_train:int=4_577):
+    "A student epoch: plain, online distillation, and distillation from cached teacher logits."
+    import copy
+    device = default_device(device)
+    dls, described = _bench_loaders(batch_size, img_size, device, n_train=n_train, data=data)
+    cached_dls, _ = _bench_loaders(batch_size, img_size, device, n_train=n_train, views=views, data=data)
+    teacher = _model(family, 'teacher', img_size).to(device)
+    init = _model(family, 'student', img_size).to(device)
+    times = dict(plain=[], online=[], cached=[]); builds = []
+    for _ in range(repeats):
+        times['plain'].append(_student_epoch(copy.deepcopy(init), dls)[0])
+        times['online'].append(_student_epoch(copy.deepcopy(init), dls, teacher)[0])
+        epoch, build = _student_epoch(copy.deepcopy(init), cached_dls, teacher, cache=views)
+        times['cached'].append(epoch); builds.append(build)
+    plain, online, cached, build = min(times['plain']), min(times['online']), min(times['cached']), min(builds)
+    return dict(cached_vs_plain=cached / plain, online_vs_plain=online / plain,
+                cached_stage_vs_plain=(stage_epochs * cached + build) / (stage_epochs * plain),
+                plain_epoch_s=plain, online_epoch_s=online, cached_epoch_s=cached, cache_build_s=build, views=views,
+                stage_epochs=stage_epochs, teacher=teacher.kd_config['arch'], student=init.kd_config['arch'],
+                img_size=img_size, batch_size=batch_size, device=str(device), data=described)
+
+# %% ../nbs/90_bench.ipynb #87ebd284
+def _train_img_s(model, batch_size:int, img_size:int, steps:int, dtype, device)->float:
+    import torch.nn.functional as F
+    from kd_nb.learner import adamw
+    opt = adamw(model, 1e-4, 0.05)
+    x = torch.randn(batch_size, 3, img_size, img_size, device=device)
+    if any(p.dim() == 4 for p in model.parameters()): x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    def step():
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = F.cross_entropy(model(x).float(), y)
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    step()  # warm-up: allocations, oneDNN kernel selection
+    start = time.perf_counter()
+    for _ in range(steps): step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+@benchmark('amp')
+def amp_benchmark(img_size:int=224, batch_size:int=16, steps:int=4, device:str='cpu'):
+    "Training throughput in fp32 and under bf16 autocast, for ResNet-18 and ViT-Tiny."
+    from kd_nb.core import cpu_has_bf16
+    device = default_device(device)
+    res = {}
+    for key, family in (('resnet18', 'cnn'), ('vit_tiny', 'vit')):
+        fp32 = _train_img_s(_model(family, 'student', img_size).to(device), batch_size, img_size, steps, None, device)
+        bf16 = _train_img_s(_model(family, 'student', img_size).to(device), batch_size, img_size, steps, torch.bfloat16, device)
+        res |= {f'speedup_{key}': bf16 / fp32, f'{key}_fp32_img_s': fp32, f'{key}_bf16_img_s': bf16}
+    return res | dict(img_size=img_size, batch_size=batch_size, device=str(device), cpu_bf16=cpu_has_bf16(),
+                      torch_threads=torch.get_num_threads())
+
+# %% ../nbs/90_bench.ipynb #cb2ae49c
+class _StopAfter:
+    "A callback that ends the fit after `n` training batches."
+    def __new__(cls, n):
+        from kd_nb.learner import Callback, CancelFitException
+        class StopAfter(Callback):
+            def after_batch(self):
+                if self.training and self.iter + 1 >= n: raise CancelFitException()
+        return StopAfter()
+
+def step_peak_memory(family:str, stage:str, teacher_stage:str|None=None, batch_size:int=32, img_size:int=224,
+                     amp:str='auto', grad_checkpointing:bool=True, steps:int=2, device:str='cuda')->float|None:
+    "Peak GPU memory (MB) of `steps` training steps of a stage, with its teacher if given; None on a CPU."
+    from kd_nb.learner import make_learner
+    from kd_nb.core import free_memory
+    device = default_device(device)
+    free_memory()
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+    dls, _ = _bench_loaders(batch_size, img_size, device, n_train=batch_size * steps, n_eval=batch_size, data='generated')
+    student = _model(family, stage, img_size, grad_checkpointing=grad_checkpointing).to(device)
+    teacher = _model(family, teacher_stage, img_size).to(device) if teacher_stage else None
+    learn = make_learner(student, dls, kd_method='kd' if teacher is not None else 'ce', teacher=teacher, amp=amp,
+                         channels_last=family == 'cnn', quiet=True, device=device, cbs=[_StopAfter(steps)])
+    learn.fit(1)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None
+    del learn, student, teacher; free_memory()
+    return peak
+
+@benchmark('memory')
+def memory_benchmark(img_size:int=224, cnn_batch:int=32, vit_batch:int=16, amp:str='auto',
+                     grad_checkpointing:bool=True, device:str='cuda'):
+    "Peak GPU memory of one training step of every stage (and every distillation pairing) at 224 px."
+    if default_device(device).type != 'cuda': raise RuntimeError("kd_bench memory measures CUDA memory: run it on a machine with a GPU.")
+    res = {}
+    for family, batch in (('cnn', cnn_batch), ('vit', vit_batch)):
+        for stage in ('teacher', 'assistant', 'student'):
+            res[f'{family}_{stage}_mb'] = step_peak_memory(family, stage, None, batch, img_size, amp, grad_checkpointing, device=device)
+        for name, stage, teacher in (('assistant_kd', 'assistant', 'teacher'), ('student_kd', 'student', 'assistant'),
+                                     ('student_from_teacher_kd', 'student', 'teacher')):
+            res[f'{family}_{name}_mb'] = step_peak_memory(family, stage, teacher, batch, img_size, amp, grad_checkpointing, device=device)
+    return res | dict(max_mb=max(res.values()), budget_mb=5.5 * 1024, fits=max(res.values()) < 5.5 * 1024, img_size=img_size,
+                      cnn_batch=cnn_batch, vit_batch=vit_batch, amp=amp, grad_checkpointing=grad_checkpointing,
+                      gpu=torch.cuda.get_device_name(default_device(device)))
 
 # %% ../nbs/90_bench.ipynb #7a508ce5
 #| eval: false
