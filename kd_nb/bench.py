@@ -12,7 +12,7 @@ from .core import shared_data, default_device
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
-           'kd_benchmark', 'amp_benchmark', 'step_peak_memory', 'memory_benchmark']
+           'kd_benchmark', 'amp_benchmark', 'viz_benchmark', 'step_peak_memory', 'memory_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -72,12 +72,13 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
 
 # %% ../nbs/90_bench.ipynb #2d364068
 def _bench_images(data:str, n_images:int)->tuple:
-    "Images, labels and a description: the shared CIFAR-10 copy, or generated CIFAR-sized images."
+    "Images, labels and a description: the shared CIFAR-10 copy (its training images, then its test images), or generated CIFAR-sized images."
     from kd_nb.data import read_cifar10
     folder = shared_data()/'cifar-10-batches-py'
     if data == 'auto' and folder.is_dir():
         c = read_cifar10(folder)
-        return c['train_images'][:n_images], c['train_labels'][:n_images], f'CIFAR-10 ({folder})'
+        images, labels = (np.concatenate([c[f'{s}_{k}'] for s in ('train', 'test')]) for k in ('images', 'labels'))
+        return images[:n_images], labels[:n_images], f'CIFAR-10 ({folder})'
     if data not in ('auto', 'generated'): raise ValueError(f"data={data!r}: use 'auto' or 'generated'.")
     rng = np.random.default_rng(0)
     return (rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n_images),
@@ -264,6 +265,46 @@ def amp_benchmark(img_size:int=224, batch_size:int=16, steps:int=4, device:str='
         res |= {f'speedup_{key}': bf16 / fp32, f'{key}_fp32_img_s': fp32, f'{key}_bf16_img_s': bf16}
     return res | dict(img_size=img_size, batch_size=batch_size, device=str(device), cpu_bf16=cpu_has_bf16(),
                       torch_threads=torch.get_num_threads())
+
+# %% ../nbs/90_bench.ipynb #c912ca5f
+def _fit_time(model, dls, epochs:int, lr:float, cbs:list, folder)->tuple:
+    "Seconds of the whole fit, and of its epochs alone (from the log)."
+    from kd_nb.learner import make_learner
+    learn = make_learner(model, dls, kd_method='ce', lr=lr, amp='off', path=folder, device=dls.train.device, cbs=cbs)
+    start = time.perf_counter()
+    _quietly(learn.fit, epochs)
+    return time.perf_counter() - start, sum(r['epoch_time_s'] for r in learn.recorder.rows)
+
+@benchmark('viz')
+def viz_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn') or ViT-Tiny ('vit')
+                  img_size:int=32, # input size
+                  batch_size:int=64, # training batch size
+                  epochs:int=3, # epochs per fit
+                  repeats:int=2, # fits of each kind, alternating; the fastest counts
+                  lr:float=1e-3, # peak learning rate
+                  device:str='cpu', # where to train
+                  data:str='auto', # 'auto': the shared CIFAR-10 copy if present, else 'generated'
+                  n_train:int=4_577, # training images
+                 ):
+    "Training with the live dashboard at its defaults against the same training without it."
+    import copy, tempfile
+    from kd_nb.viz import LiveDashboard
+    device = default_device(device)
+    dls, described = _bench_loaders(batch_size, img_size, device, n_train=n_train, data=data)
+    init = _model(family, 'student', img_size).to(device)
+    fits, epoch_times = dict(plain=[], dashboard=[]), dict(plain=[], dashboard=[])
+    for _ in range(repeats):
+        for kind in ('plain', 'dashboard'):
+            dash = LiveDashboard(display='widgets') if kind == 'dashboard' else None
+            with tempfile.TemporaryDirectory() as d:
+                fit, epochs_s = _fit_time(copy.deepcopy(init), dls, epochs, lr, [dash] if dash else [], d)
+            fits[kind].append(fit); epoch_times[kind].append(epochs_s)
+    plain, dash = min(epoch_times['plain']), min(epoch_times['dashboard'])
+    return dict(overhead=dash / plain - 1, overhead_fit=min(fits['dashboard']) / min(fits['plain']) - 1,
+                final_figures_s=min(f - e for f, e in zip(fits['dashboard'], epoch_times['dashboard'])) -
+                                min(f - e for f, e in zip(fits['plain'], epoch_times['plain'])),
+                plain_epochs_s=plain, dashboard_epochs_s=dash, plain_fit_s=min(fits['plain']), dashboard_fit_s=min(fits['dashboard']),
+                model=init.kd_config['arch'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #cb2ae49c
 class _StopAfter:

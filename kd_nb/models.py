@@ -20,8 +20,8 @@ from .core import atomic_path, write_json, default_device, amp_dtype
 
 # %% auto #0
 __all__ = ['FAMILIES', 'STAGES', 'arch_name', 'WeightsUnavailableError', 'create_model', 'model_input_config', 'export_model',
-           'load_exported', 'ForwardHooks', 'stage_outputs', 'feature_maps', 'unfused_attention', 'capture_attention',
-           'attention_maps', 'rollout_matrix', 'attention_rollout', 'count_flops', 'model_stats']
+           'load_exported', 'ForwardHooks', 'stage_outputs', 'evaluating', 'feature_maps', 'unfused_attention',
+           'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout', 'count_flops', 'model_stats']
 
 # %% ../nbs/02_models.ipynb #b914bdeb
 FAMILIES = {'cnn': {'teacher': 'resnet50', 'assistant': 'resnet34', 'student': 'resnet18'},
@@ -311,7 +311,9 @@ def stage_outputs(model:nn.Module, # a ResNet (or any model with the named stage
     with ForwardHooks(_stage_modules(model, names), max_images=max_images) as hooks: yield hooks.stored
 
 @contextlib.contextmanager
-def _eval_no_grad(model):
+def evaluating(model:nn.Module, # any model
+              )->nn.Module: # `model`, in eval mode inside the block
+    "Eval mode without gradients inside a `with` block, restoring the model's training mode after."
     was_training = model.training
     try:
         with torch.no_grad(): yield model.eval()
@@ -322,7 +324,7 @@ def feature_maps(model:nn.Module, # a ResNet
                  names:list[str]|None=None, # stage modules; default: layer1..layer4
                 )->list[Tensor]: # each stage's output, (B, C_i, H_i, W_i)
     "Each ResNet stage's output for `x`, computed in eval mode without gradients."
-    with _eval_no_grad(model), stage_outputs(model, names) as store: model(x)
+    with evaluating(model), stage_outputs(model, names) as store: model(x)
     return list(store.values())
 
 # %% ../nbs/02_models.ipynb #37393e4b
@@ -361,7 +363,7 @@ def attention_maps(model:nn.Module, # a timm ViT
                    x:Tensor, # a batch of normalised images, (B, C, H, W)
                   )->list[Tensor]: # every block's attention, (B, heads, tokens, tokens), rows summing to 1
     "Every ViT block's attention for `x`, computed in eval mode without gradients."
-    with _eval_no_grad(model), capture_attention(model) as store: model(x)
+    with evaluating(model), capture_attention(model) as store: model(x)
     return list(store.values())
 
 # %% ../nbs/02_models.ipynb #f3c8014f
@@ -421,7 +423,7 @@ def count_flops(model:nn.Module, # any model
     x = torch.zeros(1, *input_size, device=device)
     if _prefers_channels_last(model): x = x.to(memory_format=torch.channels_last)
     has_attention = any(hasattr(m, 'fused_attn') for m in model.modules())
-    with _eval_no_grad(model), (unfused_attention(model) if has_attention else contextlib.nullcontext()):
+    with evaluating(model), (unfused_attention(model) if has_attention else contextlib.nullcontext()):
         with FlopCounterMode(display=False) as counter: model(x)
     return counter.get_total_flops()
 
@@ -447,7 +449,7 @@ def model_stats(model:nn.Module, # any model
         for batch in batch_sizes:
             x = torch.randn(batch, *input_size, device=device)
             if _prefers_channels_last(model): x = x.to(memory_format=torch.channels_last)
-            with _eval_no_grad(model), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with evaluating(model), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 for _ in range(warmup): model(x)
                 times = []
                 for _ in range(repeats):

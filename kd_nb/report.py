@@ -8,17 +8,17 @@ import json, math
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import matplotlib
 from matplotlib.figure import Figure
 import seaborn as sns
 
 from .core import experiments_root, figures_root, atomic_path
 from .metrics import MetricsCSV
 from .experiment import RUNS, CHAIN, BASELINES
+from .viz import save_figure
 
 # %% auto #0
-__all__ = ['RUN_LABELS', 'collect_runs', 'save_figure', 'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves',
-           'results_table', 'write_report']
+__all__ = ['RUN_LABELS', 'collect_runs', 'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'results_table',
+           'write_report']
 
 # %% ../nbs/09_report.ipynb #9914554b
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
@@ -43,12 +43,6 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
     return df.sort_values(['arch', 'variant', 'dataset', 'run']).reset_index(drop=True) if len(df) else df
 
 # %% ../nbs/09_report.ipynb #f5858f68
-def save_figure(fig:Figure, path:Path|str, dpi:int=120)->Path: # the PNG written
-    "Write a figure as PNG, atomically."
-    path = Path(path)
-    with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format='png')
-    return path
-
 def _chain_name(arch, variant, dataset): return f'{arch} · {variant.replace("_", " ")} · {dataset}'
 
 def plot_accuracy_vs_cost(df:pd.DataFrame, # rows of one dataset and weights' origin (both families may be present)
