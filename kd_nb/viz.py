@@ -20,9 +20,9 @@ from .models import evaluating, stage_outputs, capture_attention, attention_roll
 from .learner import Callback, unwrap
 
 # %% auto #0
-__all__ = ['figure_png', 'save_figure', 'png_array', 'plot_curves', 'map_kind', 'capture_views', 'prediction_titles',
-           'plot_feature_maps', 'plot_attention', 'gradient_flow', 'flag_gradients', 'plot_gradient_flow',
-           'plot_confusion', 'compose_png', 'LiveDashboard']
+__all__ = ['figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind', 'capture_views',
+           'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow', 'flag_gradients',
+           'plot_gradient_flow', 'plot_confusion', 'compose_png', 'LiveDashboard']
 
 # %% ../nbs/06_viz.ipynb #c1cd4397
 def figure_png(fig:Figure, # a figure to render
@@ -48,7 +48,14 @@ def png_array(png:bytes # PNG bytes
     from PIL import Image
     return np.asarray(Image.open(io.BytesIO(png)).convert('RGB'))
 
-# %% ../nbs/06_viz.ipynb #fa3dafd4
+# %% ../nbs/06_viz.ipynb #47ebb084
+def show_figures(paths:list # PNG files
+                ):
+    "Display PNG files in a notebook, each under its name."
+    from IPython.display import display, Image, Markdown
+    for path in paths: display(Markdown(f'**{Path(path).stem.replace("_", " ")}**'), Image(filename=str(path)))
+
+# %% ../nbs/06_viz.ipynb #5f47c4a0
 def _column(rows, key):
     return np.array([float(r[key]) if r.get(key) not in (None, '') else np.nan for r in rows])
 
@@ -82,7 +89,7 @@ def plot_curves(rows:list[dict], # per-epoch rows, as the Recorder builds them o
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_viz.ipynb #117c8ef7
+# %% ../nbs/06_viz.ipynb #1d3f2f50
 def map_kind(model:nn.Module # any model
             )->str|None: # 'features' (ResNet stages), 'attention' (a timm ViT) or None
     "Which map view a model has."
@@ -128,7 +135,7 @@ def capture_views(model:nn.Module, # a ResNet, a timm ViT, or any classifier (pr
             views = {}
     return dict(kind=kind, logits=logits.float().cpu(), **views)
 
-# %% ../nbs/06_viz.ipynb #f6a92857
+# %% ../nbs/06_viz.ipynb #ff51ea5d
 def prediction_titles(logits:Tensor|np.ndarray, # (B, C) model outputs
                       targets:Tensor|np.ndarray, # (B,) class indices, or (B, L) 0/1 for multi-label
                       label_names:list|None=None, # class names; default: the indices
@@ -213,7 +220,7 @@ def plot_feature_maps(images:np.ndarray, # uint8 (B, H, W, C), the images as sto
     return _mosaic(np.stack(tiles, 1), headers, rows, title or f'Feature maps: the {top} most active channels of each stage',
                    [('magma', "activation (1 = the channel's maximum)", None)])
 
-# %% ../nbs/06_viz.ipynb #0e640006
+# %% ../nbs/06_viz.ipynb #3fd6c62f
 def plot_attention(images:np.ndarray, # uint8 (B, H, W, C), the images as stored
                    rollout:np.ndarray, # (B, gh, gw) attention rollout
                    cls:np.ndarray, # (layers, B, heads, gh, gw) class-token attention, from `capture_views`
@@ -238,7 +245,7 @@ def plot_attention(images:np.ndarray, # uint8 (B, H, W, C), the images as stored
     return _mosaic(np.stack([base, overlay(rollout, 'inferno'), overlay(chosen, 'viridis')], 1), headers, rows,
                    title or 'Where the ViT looks', [('inferno', 'rollout / image max', 1), ('viridis', 'attention / image max', 2)], inch=1.5)
 
-# %% ../nbs/06_viz.ipynb #55de4ad2
+# %% ../nbs/06_viz.ipynb #91a8d965
 def gradient_flow(model:nn.Module, # a model after `backward()`
                  )->dict: # names, mean (mean |grad| per layer) and max (max |grad|), as NumPy arrays
     "Mean and maximum absolute gradient of each weight matrix or kernel, in order."
@@ -289,7 +296,7 @@ def plot_gradient_flow(stats:dict, # from `gradient_flow`
     ax.set_title(f'Gradient flow{": " + title if title else ""} ({summary})', fontsize=9)
     return fig
 
-# %% ../nbs/06_viz.ipynb #2c432962
+# %% ../nbs/06_viz.ipynb #23c0c394
 def plot_confusion(y_true:np.ndarray, # labels, as for `kd_nb.metrics.classification_metrics`
                    y_score:np.ndarray, # (N, C) probabilities
                    task:str, # the dataset's task
@@ -320,7 +327,7 @@ def plot_confusion(y_true:np.ndarray, # labels, as for `kd_nb.metrics.classifica
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_viz.ipynb #8537f3e4
+# %% ../nbs/06_viz.ipynb #fecddbdc
 class _Renderer:
     "Draws figures on a background thread within a share of wall time, keeping only the newest job per panel."
     def __init__(self, budget:float=0.03 # the share of wall time spent drawing, at most
@@ -370,7 +377,7 @@ class _Renderer:
         self.thread.join()
         return self.take()
 
-# %% ../nbs/06_viz.ipynb #a933180e
+# %% ../nbs/06_viz.ipynb #480ad038
 def _in_kernel()->bool:
     "Whether this process is a Jupyter kernel (JupyterLab, papermill), where widgets can show."
     try: from IPython import get_ipython
@@ -409,7 +416,7 @@ def compose_png(rows:list[list[bytes]], # rows of PNG panels, each row laid left
     buf = io.BytesIO(); canvas.save(buf, format='png')
     return buf.getvalue()
 
-# %% ../nbs/06_viz.ipynb #f6263ec6
+# %% ../nbs/06_viz.ipynb #df68b9bc
 _PANELS = ('curves', 'maps', 'gradients', 'confusion')
 
 class LiveDashboard(Callback):
