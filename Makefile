@@ -45,8 +45,11 @@ check-sync: setup
 readme: setup
 	$(BIN)/python .ci/docs.py readme
 
+# The demo prepares CIFAR-10 from SOURCE when given, else from ../shared/data's copy when there is one, else downloads it.
+SOURCE ?= $(wildcard ../shared/data/cifar-10-batches-py)
+
 demo: setup
-	$(BIN)/python -c "import json, kd_nb.core as c; print(json.dumps(c.run_metadata(), indent=2))"
+	$(BIN)/kd_pipeline --arch cnn --dataset cifar10 --preset quick --baselines $(if $(SOURCE),--source $(SOURCE))
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=.

@@ -17,7 +17,8 @@ from timm.models import get_pretrained_cfg
 from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json,
                         atomic_path, git_info, is_main_process)
 from .data import dataset_info, ensure_prepared, load_dataset, make_loaders, DataError
-from .models import FAMILIES, STAGES, arch_name, create_model, load_exported, model_input_config, model_stats
+from .models import (FAMILIES, STAGES, arch_name, create_model, load_exported, model_input_config, model_stats,
+                          WeightsUnavailableError)
 from .losses import KD_METHODS
 from .metrics import MetricsCSV
 from .learner import Learner, make_learner, unwrap
@@ -25,11 +26,12 @@ from .viz import LiveDashboard, plot_confusion, save_figure
 
 # %% auto #0
 __all__ = ['CHAIN', 'BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'CLEAN_SH', 'RESULT_FILES',
-           'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'stage_config', 'variant', 'run_dir',
-           'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'stage_data', 'stage_model',
-           'TeacherInput', 'stage_teacher', 'check_teacher', 'save_config', 'load_config', 'config_changes',
-           'prepare_run_dir', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results',
-           'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage']
+           'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'stage_config', 'weights_file', 'variant',
+           'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'stage_data',
+           'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher', 'save_config', 'load_config',
+           'config_changes', 'prepare_run_dir', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script',
+           'git_commit_results', 'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage',
+           'run_stage']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 CHAIN = ('teacher', 'assistant', 'student')
@@ -78,7 +80,7 @@ class StageConfig:
     stage:str = 'teacher' # one of `RUNS`
     dataset:str = 'cifar10' # a kd_nb dataset name
     preset:str = 'full' # 'full' or 'quick': defaults for the fields left as None
-    pretrained:bool|None = None # ImageNet weights (True) or from scratch (False)
+    pretrained:bool|str|None = None # ImageNet weights: True (timm's hub) or a local file or folder of them; False: from scratch
     teacher_dir:str|None = None # the run to distil from; default: the previous stage's folder
     epochs:int|None = None # None: from `train_samples` (the quick preset), else the preset's
     train_samples:int|None = None # with epochs None: train on about this many samples, whatever the dataset's size
@@ -168,7 +170,26 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     if cfg.epochs is not None: _resolve_epochs(cfg, cfg.epochs)
     if cfg.git_push: cfg.git_commit = True
     if not cfg.monitor.startswith('val_'): raise ValueError(f"monitor={cfg.monitor!r}: select on a validation column (val_*), never on test.")
+    if isinstance(cfg.pretrained, str): cfg.pretrained = str(weights_file(cfg.pretrained, arch))
     return cfg
+
+_WEIGHTS = ('.safetensors', '.pth', '.pt', '.bin')
+
+def weights_file(path:str|Path, # a weights file, or a folder holding one per architecture ('resnet50.a1_in1k.safetensors', ...)
+                 arch:str, # the timm architecture that will load it
+                )->Path: # the weights file
+    "The local ImageNet weights for `arch`: `path` itself, or the file in folder `path` named after `arch`."
+    path = Path(path).expanduser().resolve()
+    if path.is_file(): return path
+    if path.is_dir():
+        tagged = get_pretrained_cfg(arch)
+        names = [f'{arch}.{tagged.tag}' if tagged.tag else arch, arch]
+        found = [path/f'{n}{s}' for n in names for s in _WEIGHTS if (path/f'{n}{s}').is_file()] or \
+                sorted(p for p in path.glob(f'{arch}.*') if p.suffix in _WEIGHTS)
+        if found: return found[0]
+        raise FileNotFoundError(f"{path} holds no weights for {arch}: put {names[0]}.safetensors (or .pth) there.")
+    raise FileNotFoundError(f"pretrained={str(path)!r} is neither a weights file nor a folder of them; pass True (timm's hub), "
+                            "False (from scratch), a .safetensors/.pth file or a folder of them named after the architectures.")
 
 # %% ../nbs/07_experiment.ipynb #39a9b71b
 def variant(cfg:StageConfig)->str: # 'imagenet_pretrained' or 'from_scratch'
@@ -246,11 +267,15 @@ def stage_data(cfg:StageConfig, # a resolved configuration
     return StageData(ds, dls, mean, std)
 
 def stage_model(cfg:StageConfig, data:StageData)->nn.Module: # the model this stage trains
-    "Build the stage's model: its family member, pretrained or from scratch, sized for the input."
-    return create_model(cfg.arch, RUN_PLAN[cfg.stage][0], data.ds.num_classes,
-                        pretrained='imagenet' if cfg.pretrained else None, img_size=cfg.img_size, in_chans=3,
-                        grad_checkpointing=cfg.grad_checkpointing, stem=cfg.stem or 'auto', patch_size=cfg.patch_size,
-                        arch=cfg.model_name)
+    "Build the stage's model: its family member, pretrained (from the hub or a local file) or from scratch, sized for the input."
+    weights = 'imagenet' if cfg.pretrained is True else (cfg.pretrained or None)
+    try:
+        return create_model(cfg.arch, RUN_PLAN[cfg.stage][0], data.ds.num_classes, pretrained=weights, img_size=cfg.img_size,
+                            in_chans=3, grad_checkpointing=cfg.grad_checkpointing, stem=cfg.stem or 'auto',
+                            patch_size=cfg.patch_size, arch=cfg.model_name)
+    except WeightsUnavailableError as e:
+        raise WeightsUnavailableError(f"{e} For a stage, give the file (or a folder of such files, one per architecture) as "
+                                      "the pretrained parameter: -p pretrained /path/to/weights (papermill, kd_pipeline).") from None
 
 # %% ../nbs/07_experiment.ipynb #f1e7c87d
 class TeacherInput(nn.Module):
@@ -377,7 +402,7 @@ def stage_summary(cfg:StageConfig, learn:Learner, data:StageData, teacher_folder
     rows = MetricsCSV(folder/'metrics.csv').rows()
     pick = lambda split: {k.removeprefix(f'{split}_'): v for k, v in best.items() if k.startswith(f'{split}_')}
     return dict(arch=cfg.arch, variant=variant(cfg), dataset=cfg.dataset, run=cfg.stage, model=unwrap(learn.model).kd_config['arch'],
-                kd_method=cfg.kd_method, task=data.ds.task, num_classes=data.ds.num_classes,
+                kd_method=cfg.kd_method, task=data.ds.task, num_classes=data.ds.num_classes, label_names=list(data.ds.label_names),
                 epochs=len(rows), best_epoch=best['epoch'], monitor=cfg.monitor, val=pick('val'), test=pick('test'),
                 train_time_s=sum(float(r['epoch_time_s']) for r in rows), stats=stats or {},
                 teacher=str(teacher_folder) if teacher_folder else None, git=git_info(), config=asdict(cfg))

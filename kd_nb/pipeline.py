@@ -132,7 +132,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
         say(f"== report: {done['report']}")
     return done
 
-# %% ../nbs/08_pipeline.ipynb #5972dce6
+# %% ../nbs/08_pipeline.ipynb #9c1d4540
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='kd_pipeline', description='Train a Teacher -> Assistant -> Student chain through papermill.')
     p.add_argument('--arch', required=True, choices=('cnn', 'vit'), help='the family')

@@ -22,7 +22,7 @@ from .learner import Callback, unwrap
 # %% auto #0
 __all__ = ['figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind', 'capture_views',
            'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow', 'flag_gradients',
-           'plot_gradient_flow', 'plot_confusion', 'compose_png', 'LiveDashboard']
+           'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'compose_png', 'LiveDashboard']
 
 # %% ../nbs/06_viz.ipynb #c1cd4397
 def figure_png(fig:Figure, # a figure to render
@@ -296,34 +296,43 @@ def plot_gradient_flow(stats:dict, # from `gradient_flow`
     ax.set_title(f'Gradient flow{": " + title if title else ""} ({summary})', fontsize=9)
     return fig
 
-# %% ../nbs/06_viz.ipynb #23c0c394
+# %% ../nbs/06_viz.ipynb #a4b0551d
+def draw_confusion(ax, # the axes to draw on
+                   y_true:np.ndarray, # labels, as for `kd_nb.metrics.classification_metrics`
+                   y_score:np.ndarray, # (N, C) probabilities
+                   task:str, # the dataset's task
+                   label_names:list|None=None, # class (or label) names
+                   title:str='Confusion matrix', # the axes' title, e.g. naming the split
+                   colorbar:bool=True, # draw the colour bar
+                  ):
+    "A seaborn heat map of the confusion matrix on `ax`, rows scaled to shares, counts in the cells."
+    counts = confusion(y_true, y_score, task)
+    names = [str(n) for n in label_names] if label_names is not None else [str(i) for i in range(len(counts))]
+    if task == 'multi-label':
+        table = counts.reshape(len(counts), 4)  # per label: TN, FP, FN, TP
+        shares = table / np.maximum(table.sum(1, keepdims=True), 1)
+        sns.heatmap(shares, annot=table, fmt='d', cmap='Blues', vmin=0, vmax=1, ax=ax, xticklabels=['TN', 'FP', 'FN', 'TP'],
+                    yticklabels=names, cbar=colorbar, cbar_kws=dict(label='share of the images'), annot_kws=dict(fontsize=9))
+        ax.set(xlabel='outcome at threshold 0.5', ylabel='label')
+    else:
+        shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        sns.heatmap(shares, annot=counts if len(names) <= 15 else False, fmt='d', cmap='Blues', vmin=0, vmax=1, ax=ax,
+                    xticklabels=names, yticklabels=names, square=True, cbar=colorbar, cbar_kws=dict(label='share of the true class'),
+                    annot_kws=dict(fontsize=9 if len(names) <= 10 else 7))
+        ax.set(xlabel='predicted class', ylabel='true class')
+    ax.set_title(f'{title} ({int(np.asarray(y_true).shape[0]):,} images; cells: counts)', fontsize=9)
+
 def plot_confusion(y_true:np.ndarray, # labels, as for `kd_nb.metrics.classification_metrics`
                    y_score:np.ndarray, # (N, C) probabilities
                    task:str, # the dataset's task
                    label_names:list|None=None, # class (or label) names
                    title:str='Confusion matrix', # the figure's title, e.g. naming the split
                   )->Figure:
-    "A seaborn heat map of the confusion matrix, rows scaled to shares."
-    counts = confusion(y_true, y_score, task)
-    names = [str(n) for n in label_names] if label_names is not None else [str(i) for i in range(len(counts))]
-    if task == 'multi-label':
-        table = counts.reshape(len(counts), 4)  # per label: TN, FP, FN, TP
-        shares = table / np.maximum(table.sum(1, keepdims=True), 1)
-        fig = Figure(figsize=(6, 0.35 * len(names) + 1.5))
-        ax = fig.subplots()
-        sns.heatmap(shares, annot=table, fmt='d', cmap='Blues', vmin=0, vmax=1, ax=ax, xticklabels=['TN', 'FP', 'FN', 'TP'],
-                    yticklabels=names, cbar_kws=dict(label='share of the images'), annot_kws=dict(fontsize=9))
-        ax.set(xlabel='outcome at threshold 0.5', ylabel='label')
-    else:
-        shares = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-        side = min(max(4.5, 0.45 * len(names) + 2), 16)
-        fig = Figure(figsize=(side + 1, side))
-        ax = fig.subplots()
-        sns.heatmap(shares, annot=counts if len(names) <= 15 else False, fmt='d', cmap='Blues', vmin=0, vmax=1, ax=ax,
-                    xticklabels=names, yticklabels=names, square=True, cbar_kws=dict(label='share of the true class'),
-                    annot_kws=dict(fontsize=9 if len(names) <= 10 else 7))
-        ax.set(xlabel='predicted class', ylabel='true class')
-    ax.set_title(f'{title} ({int(np.asarray(y_true).shape[0]):,} images; cells: counts)', fontsize=9)
+    "The confusion matrix as a figure of its own."
+    n = np.shape(y_score)[1]
+    size = (6, 0.35 * n + 1.5) if task == 'multi-label' else ((side := min(max(4.5, 0.45 * n + 2), 16)) + 1, side)
+    fig = Figure(figsize=size)
+    draw_confusion(fig.subplots(), y_true, y_score, task, label_names, title)
     fig.tight_layout()
     return fig
 
@@ -532,7 +541,8 @@ class LiveDashboard(Callback):
     def _refresh(self, epoch_end:bool=False):
         "Redraw, on the renderer's thread, the views whose numbers changed and whose time has come; show what is drawn."
         now = self.last_update = time.perf_counter()
-        if self.kind is not None and (now - self.last_maps >= self.maps_every or self.views is None):
+        # with nothing to draw them for (no widgets, no TensorBoard), the maps wait for the end of the fit
+        if self.kind is not None and self.renderer is not None and (now - self.last_maps >= self.maps_every or self.views is None):
             self.views, self.last_maps = self._capture(), now
             self.changed.add('maps')
         if self.renderer is not None:
