@@ -109,7 +109,8 @@ def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains
                      device:str='cpu', # where kd_nb's batches go ('cuda' on a GPU machine)
                      data:str='auto', # 'auto': the shared CIFAR-10 copy if present, else 'generated'
                      n_images:int=5_085, # images to draw batches from
-                     seed:int=0):
+                     seed:int=0, # seeds both loaders' shuffling and augmentation
+                    )->dict: # kd_nb_img_s, torchvision_img_s, ratio, and the settings
     "kd_nb's DeviceLoader against a torchvision DataLoader with PIL transforms, on the same images."
     import torchvision.transforms as T
     from kd_nb.data import DeviceLoader
@@ -177,9 +178,17 @@ def _learner_fit(model, dls, epochs:int, lr:float, wd:float, folder):
     return learn
 
 @benchmark('loop')
-def loop_benchmark(family:str='cnn', stage:str='student', # the model: ResNet-18 by default
-                   img_size:int=32, batch_size:int=64, epochs:int=2, repeats:int=2,
-                   lr:float=1e-3, device:str='cpu', data:str='auto', n_train:int=4_577):
+def loop_benchmark(family:str='cnn', # model family: 'cnn' (ResNets) or 'vit'
+                   stage:str='student', # the family's stage to train: ResNet-18 by default
+                   img_size:int=32, # input size
+                   batch_size:int=64, # training batch size
+                   epochs:int=2, # epochs per fit
+                   repeats:int=2, # fits of each kind, alternating; the fastest counts
+                   lr:float=1e-3, # peak learning rate
+                   device:str='cpu', # where to train
+                   data:str='auto', # 'auto': the shared CIFAR-10 copy if present, else 'generated'
+                   n_train:int=4_577, # training images
+                  )->dict: # ratio (Learner / bare), both times, and the settings
     "The Learner (CSV, TensorBoard, progress bar) against a bare PyTorch loop doing the same work."
     import copy, tempfile
     device = default_device(device)
@@ -214,9 +223,16 @@ def _student_epoch(student, dls, teacher=None, cache:int=0)->tuple:
 
 @benchmark('kd')
 def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its student
-                 img_size:int=32, batch_size:int=64, views:int=4, stage_epochs:int=30, repeats:int=2,
-                 device:str='cpu', data:str='auto', n_train:int=4_577):
-    "A student epoch: plain, online distillation, and distillation from cached teacher logits."
+                 img_size:int=32, # input size
+                 batch_size:int=64, # training batch size
+                 views:int=4, # K: cached views per training image
+                 stage_epochs:int=30, # epochs of the stage the cache build is spread over
+                 repeats:int=2, # epochs of each kind, alternating; the fastest counts
+                 device:str='cpu', # where to train
+                 data:str='auto', # 'auto': the shared CIFAR-10 copy if present, else 'generated'
+                 n_train:int=4_577, # training images
+                )->dict: # cached_vs_plain (stage), cached_epoch_vs_plain, online_vs_plain, the times, and the settings
+    "A student stage without distillation, with online distillation, and with distillation from cached teacher logits."
     import copy
     device = default_device(device)
     dls, described = _bench_loaders(batch_size, img_size, device, n_train=n_train, data=data)
@@ -230,8 +246,8 @@ def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its
         epoch, build = _student_epoch(copy.deepcopy(init), cached_dls, teacher, cache=views)
         times['cached'].append(epoch); builds.append(build)
     plain, online, cached, build = min(times['plain']), min(times['online']), min(times['cached']), min(builds)
-    return dict(cached_vs_plain=cached / plain, online_vs_plain=online / plain,
-                cached_stage_vs_plain=(stage_epochs * cached + build) / (stage_epochs * plain),
+    return dict(cached_vs_plain=(stage_epochs * cached + build) / (stage_epochs * plain), online_vs_plain=online / plain,
+                cached_epoch_vs_plain=cached / plain,
                 plain_epoch_s=plain, online_epoch_s=online, cached_epoch_s=cached, cache_build_s=build, views=views,
                 stage_epochs=stage_epochs, teacher=teacher.kd_config['arch'], student=init.kd_config['arch'],
                 img_size=img_size, batch_size=batch_size, device=str(device), data=described)
@@ -254,7 +270,11 @@ def _train_img_s(model, batch_size:int, img_size:int, steps:int, dtype, device)-
     return steps * batch_size / (time.perf_counter() - start)
 
 @benchmark('amp')
-def amp_benchmark(img_size:int=224, batch_size:int=16, steps:int=4, device:str='cpu'):
+def amp_benchmark(img_size:int=224, # input size
+                  batch_size:int=16, # training batch size
+                  steps:int=4, # timed training steps per model and precision, after one warm-up step
+                  device:str='cpu', # where to train
+                 )->dict: # speedup_resnet18, speedup_vit_tiny, the throughputs, and the settings
     "Training throughput in fp32 and under bf16 autocast, for ResNet-18 and ViT-Tiny."
     from kd_nb.core import cpu_has_bf16
     device = default_device(device)
@@ -316,8 +336,16 @@ class _StopAfter:
                 if self.training and self.iter + 1 >= n: raise CancelFitException()
         return StopAfter()
 
-def step_peak_memory(family:str, stage:str, teacher_stage:str|None=None, batch_size:int=32, img_size:int=224,
-                     amp:str='auto', grad_checkpointing:bool=True, steps:int=2, device:str='cuda')->float|None:
+def step_peak_memory(family:str, # model family: 'cnn' or 'vit'
+                     stage:str, # the stage trained: 'teacher', 'assistant' or 'student'
+                     teacher_stage:str|None=None, # the stage distilled from, or None for no teacher
+                     batch_size:int=32, # training batch size
+                     img_size:int=224, # input size
+                     amp:str='auto', # mixed precision, as in `kd_nb.core.amp_dtype`
+                     grad_checkpointing:bool=True, # recompute activations in the backward pass
+                     steps:int=2, # training steps (two, so AdamW's state is allocated)
+                     device:str='cuda', # where to train
+                    )->float|None: # peak MB from `torch.cuda.max_memory_allocated`; None off CUDA
     "Peak GPU memory (MB) of `steps` training steps of a stage, with its teacher if given; None on a CPU."
     from kd_nb.learner import make_learner
     from kd_nb.core import free_memory
@@ -335,8 +363,13 @@ def step_peak_memory(family:str, stage:str, teacher_stage:str|None=None, batch_s
     return peak
 
 @benchmark('memory')
-def memory_benchmark(img_size:int=224, cnn_batch:int=32, vit_batch:int=16, amp:str='auto',
-                     grad_checkpointing:bool=True, device:str='cuda'):
+def memory_benchmark(img_size:int=224, # input size
+                     cnn_batch:int=32, # batch size of the ResNet stages
+                     vit_batch:int=16, # batch size of the ViT stages
+                     amp:str='auto', # mixed precision, as in `kd_nb.core.amp_dtype`
+                     grad_checkpointing:bool=True, # recompute activations in the backward pass
+                     device:str='cuda', # a CUDA device
+                    )->dict: # peak MB per stage and pairing (`cnn_teacher_mb`, ...), max_mb, and whether all fit
     "Peak GPU memory of one training step of every stage (and every distillation pairing) at 224 px."
     if default_device(device).type != 'cuda': raise RuntimeError("kd_bench memory measures CUDA memory: run it on a machine with a GPU.")
     res = {}

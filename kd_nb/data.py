@@ -810,7 +810,8 @@ def verify(names:list|str|None=None, # dataset names; default: every prepared se
         results += r; notes += n
     return VerifyReport(root, results, notes)
 
-def prepare_command(name:str)->str: # the kd_prepare command line that prepares `name`
+def prepare_command(name:str, # a dataset name, built-in or custom
+                   )->str: # the kd_prepare command line that prepares `name`
     "How to prepare `name` from the command line."
     info = _builtin_info(name) if _NAME.fullmatch(name) else None
     if info is None: return f'kd_prepare --npz {name} PATH (or --folder {name} PATH)'
@@ -831,12 +832,16 @@ class PreparedDataset:
     def _check(self, split):
         if split not in SPLITS: raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}.")
 
-    def images(self, split:str)->np.ndarray: # uint8 (N, H, W, C), memory-mapped
+    def images(self,
+               split:str, # 'train', 'val' or 'test'
+              )->np.ndarray: # uint8 (N, H, W, C), memory-mapped
         "The images of `split`."
         self._check(split)
         return np.load(self.path/f'{split}_images.npy', mmap_mode='r')
 
-    def labels(self, split:str)->np.ndarray: # int64 (N,), or float32 (N, L) of 0/1 for multi-label
+    def labels(self,
+               split:str, # 'train', 'val' or 'test'
+              )->np.ndarray: # int64 (N,), or float32 (N, L) of 0/1 for multi-label
         "The labels of `split`."
         self._check(split)
         return np.load(self.path/f'{split}_labels.npy')
@@ -1120,8 +1125,10 @@ def make_loaders(ds:PreparedDataset, # a prepared dataset
                  flip:bool=True, # train horizontal flips
                  out_channels:int=3, # model input channels
                  channels_last:bool=True, # batch memory layout (see `DeviceLoader`)
-                 rank:int=0, world_size:int=1, # data-parallel sharding
-                 in_memory:bool|None=None, keep_on_device:bool|None=None, # see `DeviceLoader`
+                 rank:int=0, # this process's rank in data-parallel training
+                 world_size:int=1, # number of data-parallel processes
+                 in_memory:bool|None=None, # load memory-mapped images into RAM; default: when they take under half the free RAM
+                 keep_on_device:bool|None=None, # keep the whole uint8 set on the GPU; default: when under 10% of its memory
                 )->Loaders:
     "Train (shuffled, augmented) and val/test (in order, plain) loaders for `ds`."
     mean, std = ds.mean if mean is None else mean, ds.std if std is None else std

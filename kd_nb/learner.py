@@ -130,6 +130,7 @@ class Learner:
 
     def __call__(self, event:str # the event to fire
                 ):
+        "Fire `event` to every callback, in their order."
         for cb in self.cbs: cb(event)
 
     def _with_events(self, f, name, cancel):
@@ -418,7 +419,9 @@ class TeacherCache(Callback):
         self.logits = logits.to(self.device)  # (K, N, C) fp16: a few MB for CIFAR-10
 
     @torch.no_grad()
-    def compute(self, dl)->Tensor: # (K, N, C) fp16 logits, on the CPU
+    def compute(self,
+                dl, # the training loader, built with `views=K` (its `iter_view` gives each view in index order)
+               )->Tensor: # (K, N, C) fp16 logits, on the CPU
         "Run the teacher over every view of every training image."
         out = None
         for view in range(self.views):

@@ -42,7 +42,8 @@ class KDLoss:
                  targets:Tensor, # (B,) class indices
                  teacher_logits:Tensor|None=None, # (B, C), or None for the hard-label term only
                  epoch:float=0., # unused; part of the common loss signature
-                )->LossParts:
+                )->LossParts: # total, CE and weighted KD terms (scalars)
+        "The KD loss of a batch: CE on `targets`, plus the distillation term when `teacher_logits` are given."
         ce = F.cross_entropy(student_logits.float(), targets)
         if teacher_logits is None: return LossParts(ce, ce, torch.zeros_like(ce))
         kd = self.alpha * soft_kl(student_logits, teacher_logits, self.T)
@@ -69,7 +70,8 @@ class MultiLabelKDLoss(KDLoss):
                  targets:Tensor, # (B, L) of 0/1
                  teacher_logits:Tensor|None=None, # (B, L), or None for BCE only
                  epoch:float=0., # unused; part of the common loss signature
-                )->LossParts:
+                )->LossParts: # total, BCE (as `ce`) and weighted KD terms (scalars)
+        "The multi-label KD loss of a batch: BCE on `targets`, plus the per-label distillation term when `teacher_logits` are given."
         bce = F.binary_cross_entropy_with_logits(student_logits.float(), targets.float())
         if teacher_logits is None: return LossParts(bce, bce, torch.zeros_like(bce))
         kd = self.alpha * binary_soft_kl(student_logits, teacher_logits, self.T)
@@ -92,7 +94,8 @@ class DKDLoss:
                  targets:Tensor, # (B,) class indices
                  teacher_logits:Tensor|None=None, # (B, C), or None for CE only
                  epoch:float=0., # training progress in epochs (fractional), for the warm-up
-                )->LossParts:
+                )->LossParts: # total, CE and warm-up-weighted DKD terms (scalars)
+        "The DKD loss of a batch: CE on `targets`, plus the decoupled distillation terms when `teacher_logits` are given."
         s, t = student_logits.float(), None if teacher_logits is None else teacher_logits.float()
         ce = F.cross_entropy(s, targets)
         if t is None: return LossParts(ce, ce, torch.zeros_like(ce))

@@ -18,7 +18,8 @@ __all__ = ['TASKS', 'check_task', 'scores_from_logits', 'classification_metrics'
 # %% ../nbs/04_metrics.ipynb #cf9a4b77
 TASKS = ('multi-class', 'binary-class', 'multi-label', 'ordinal-regression')
 
-def check_task(task:str)->str: # `task`, if known
+def check_task(task:str, # a task type, e.g. 'multi-class'
+              )->str: # `task`, if known
     "Raise a clear error for an unknown task type."
     if task not in TASKS: raise ValueError(f"Unknown task {task!r}; kd_nb knows {', '.join(TASKS)}.")
     return task
@@ -74,7 +75,9 @@ def confusion(y_true:np.ndarray, # labels as for `classification_metrics`
 # %% ../nbs/04_metrics.ipynb #2daa96f0
 class MetricsCSV:
     "An append-only CSV of per-epoch metrics that survives crashes and resumes."
-    def __init__(self, path:Path|str): self.path = Path(path)
+    def __init__(self,
+                 path:Path|str, # the CSV file; created (with its folder) by the first `append`
+                ): self.path = Path(path)
 
     def rows(self)->list[dict]: # every row so far, values as strings
         "The rows written so far."
