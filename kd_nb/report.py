@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 import seaborn as sns
 
-from .core import experiments_root, figures_root, atomic_path
+from .core import experiments_root, figures_root, atomic_path, project_root
 from .metrics import MetricsCSV
 from .experiment import RUNS, CHAIN, BASELINES
 from .viz import save_figure, draw_confusion
@@ -37,7 +37,9 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
                          gflops=stats.get('flops', math.nan) / 1e9, latency_ms_bs1=stats.get('latency_ms_bs1', math.nan),
                          latency_ms_bs64=stats.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
-                         test_auc=s['test']['auc'], train_time_min=s['train_time_s'] / 60, folder=str(path.parent)))
+                         test_auc=s['test']['auc'], train_time_min=s['train_time_s'] / 60,
+                         # uniform guessing; no single figure for multi-label accuracy
+                         chance=math.nan if s['task'] == 'multi-label' else 1 / s['num_classes'], folder=str(path.parent)))
     df = pd.DataFrame(rows)
     if len(df): df['run'] = pd.Categorical(df['run'], categories=RUNS, ordered=True)
     return df.sort_values(['arch', 'variant', 'dataset', 'run']).reset_index(drop=True) if len(df) else df
@@ -76,14 +78,16 @@ def plot_ablation(df:pd.DataFrame, # rows of one or more chains
     ax = fig.subplots()
     order = [RUN_LABELS[r] for r in ('student_no_kd', 'student_from_teacher', 'student') if r in set(students['run'])]
     sns.barplot(data=students, x='chain', y='test_acc', hue='student', hue_order=order, ax=ax)
-    for container in ax.containers: ax.bar_label(container, fmt='%.3f', fontsize=8)
+    for container in ax.containers: ax.bar_label(container, fmt='%.3f', fontsize=8, label_type='center', color='white')
     for i, chain in enumerate(dict.fromkeys(students['chain'])):
         ref = df[[_chain_name(a, v, d) == chain for a, v, d in zip(df['arch'], df['variant'], df['dataset'])]]
         for run, style in (('teacher', '--'), ('assistant', ':')):
             acc = ref.loc[ref['run'] == run, 'test_acc']
             if len(acc): ax.hlines(acc.iloc[0], i - .4, i + .4, colors='k', linestyles=style, label=f'{run}' if i == 0 else None)
+        if np.isfinite(ref['chance'].iloc[0]):
+            ax.hlines(ref['chance'].iloc[0], i - .4, i + .4, colors='0.4', linestyles='-.', label='chance' if i == 0 else None)
     ax.set_xlabel(''); ax.set_ylabel('test accuracy'); ax.set_title('Does distillation help, and does the assistant?')
-    ax.legend(fontsize=8, loc='lower right')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return fig
 
 def plot_learning_curves(df:pd.DataFrame, # rows of one chain
@@ -106,7 +110,12 @@ def plot_learning_curves(df:pd.DataFrame, # rows of one chain
     fig.suptitle(f"Learning curves: {_chain_name(first['arch'], first['variant'], first['dataset'])}")
     return fig
 
-# %% ../nbs/09_report.ipynb #3c756331
+# %% ../nbs/09_report.ipynb #b49fceac
+def _exported_labels(folder:Path)->list|None:
+    "Class names from a run's exported model (runs written before summaries carried them)."
+    config = folder/'checkpoints'/'model'/'config.json'
+    return json.loads(config.read_text()).get('label_names') if config.is_file() else None
+
 def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain
                            )->Figure:
     "The test confusion matrix of each run of a chain, side by side."
@@ -119,7 +128,8 @@ def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain
     for i, (ax, (_, r)) in enumerate(zip(axes, df.iterrows())):
         summary = json.loads((Path(r['folder'])/'summary.json').read_text())
         preds = np.load(Path(r['folder'])/'test_predictions.npz')
-        draw_confusion(ax, preds['targets'], preds['scores'].astype(np.float32), summary['task'], summary.get('label_names'),
+        names = summary.get('label_names') or _exported_labels(Path(r['folder']))
+        draw_confusion(ax, preds['targets'], preds['scores'].astype(np.float32), summary['task'], names,
                        f"{RUN_LABELS[r['run']]}: test acc {r['test_acc']:.3f}", colorbar=i == n - 1)
         if i: ax.set_ylabel('')
     fig.suptitle(f"Test confusion matrices: {_chain_name(first['arch'], first['variant'], first['dataset'])}")
@@ -155,7 +165,17 @@ def _gains(chain:pd.DataFrame)->list[str]:
         out.append(f"assistant (T→A→S vs T→S): {acc['student'] - acc['student_from_teacher']:+.4f} test accuracy")
     if 'teacher' in acc and 'student' in acc:
         out.append(f"student vs teacher: {acc['student'] - acc['teacher']:+.4f} test accuracy")
+    chance = chain['chance'].iloc[0]
+    if np.isfinite(chance):
+        best = chain.loc[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher')), 'test_acc']
+        if len(best): out.append(f"chance (guessing one of {round(1 / chance)} classes): {chance:.4f} test accuracy; "
+                                 f"the students reach {best.min():.4f}–{best.max():.4f}, {best.min() / chance:.1f}–{best.max() / chance:.1f}× chance")
     return out
+
+def _shown(path:Path)->str:
+    "A path as a reader of the checkout knows it: relative to the project root when inside it."
+    path = path.resolve()
+    return str(path.relative_to(project_root())) if path.is_relative_to(project_root()) else str(path)
 
 def write_report(root:Path|str|None=None, # the experiments folder; default `experiments_root()`
                  out:Path|str|None=None, # where results.md and figures go; default `figures_root()`
@@ -166,7 +186,7 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
     if not len(df): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/summary.json): run a stage first, "
                                             "e.g. kd_pipeline --arch cnn --dataset cifar10 --preset quick.")
     lines = ['# kd_nb results', '',
-             f'{len(df)} finished runs under `{root}`. Each row reports the epoch selected on validation '
+             f'{len(df)} finished runs under `{_shown(root)}`. Each row reports the epoch selected on validation '
              f'(`best epoch`, counted from 1); test numbers are that epoch\'s, never used for selection. '
              'Latency is measured on the device the run trained on.', '']
     for (variant, dataset), group in df.groupby(['variant', 'dataset'], observed=True):

@@ -336,15 +336,17 @@ def plot_confusion(y_true:np.ndarray, # labels, as for `kd_nb.metrics.classifica
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_viz.ipynb #fecddbdc
+# %% ../nbs/06_viz.ipynb #02561285
 class _Renderer:
-    "Draws figures on a background thread within a share of wall time, keeping only the newest job per panel."
-    def __init__(self, budget:float=0.03 # the share of wall time spent drawing, at most
+    "Draws queued figures within a share of the wall time, keeping only the newest job per panel."
+    def __init__(self,
+                 budget:float=0.03, # the share of wall time spent drawing, at most
+                 background:bool=True, # draw on a thread of its own; else in the training thread, when `pump`ed
                 ):
-        self.budget, self.jobs, self.results, self.stopped = budget, {}, {}, False
+        self.budget, self.background, self.jobs, self.results, self.stopped, self.next_draw = budget, background, {}, {}, False, 0.
         self.cv = threading.Condition()
-        self.thread = threading.Thread(target=self._work, name='kd_nb-dashboard', daemon=True)
-        self.thread.start()
+        self.thread = threading.Thread(target=self._work, name='kd_nb-dashboard', daemon=True) if background else None
+        if background: self.thread.start()
 
     def submit(self, panel:str, # the panel's name: a newer job replaces an older one not yet started
                draw:Callable, # returns PNG bytes
@@ -355,25 +357,34 @@ class _Renderer:
             if not keep and self.jobs.get(panel, (None, False))[1]: return
             self.jobs[panel] = (draw, keep); self.cv.notify_all()
 
+    def _draw_next(self)->float: # seconds to rest before the next drawing
+        "Draw the oldest queued job and keep its result."
+        with self.cv:
+            panel = next(iter(self.jobs)); draw, _ = self.jobs.pop(panel)
+        clock = time.thread_time if self.background else time.perf_counter  # what the training loses
+        start = clock()
+        try: result = (draw(), None)
+        except Exception as e: result = (None, e)
+        with self.cv: self.results[panel] = result
+        return (clock() - start) * (1 / self.budget - 1)
+
     def _work(self):
         while True:
             with self.cv:
                 while not self.jobs and not self.stopped: self.cv.wait()
                 if self.stopped: return
-                panel = next(iter(self.jobs)); draw, _ = self.jobs.pop(panel)
-            # A drawing thread holding the GIL makes the training thread wait out the switch interval (5 ms) after every
-            # operator it runs; a 0.1 ms interval while drawing keeps that wait short.
-            interval, start = sys.getswitchinterval(), time.perf_counter()
+            # A drawing thread holding the GIL makes the training thread wait out the switch interval (5 ms) after
+            # every operator it runs; a 0.1 ms interval while drawing keeps those waits short
+            interval = sys.getswitchinterval()
             sys.setswitchinterval(min(interval, 1e-4))
-            try: result = (draw(), None)
-            except Exception as e: result = (None, e)
+            try: rest = self._draw_next()
             finally: sys.setswitchinterval(interval)
-            spent = time.perf_counter() - start
-            with self.cv:
-                self.results[panel] = result
-                # Training on the CPU pays for every drawing second for second (its threads fill the cores), so rest
-                # long enough that drawing stays within its share of the time
-                self.cv.wait_for(lambda: self.stopped, timeout=spent * (1 / self.budget - 1))
+            with self.cv: self.cv.wait_for(lambda: self.stopped, timeout=rest)
+
+    def pump(self):
+        "In the training thread: draw what is queued, as far as the budget allows (foreground renderers only)."
+        if self.background or not self.jobs or time.perf_counter() < self.next_draw: return
+        self.next_draw = time.perf_counter() + self._draw_next()
 
     def take(self)->dict: # panel -> (png or None, exception or None), drawn since the last call
         "Hand over the finished drawings."
@@ -381,9 +392,9 @@ class _Renderer:
         return results
 
     def stop(self)->dict: # the drawings finished and not yet taken
-        "Drop queued jobs, let the one in progress finish, end the thread."
+        "Drop queued jobs, let one in progress finish, end the thread."
         with self.cv: self.stopped = True; self.jobs.clear(); self.cv.notify_all()
-        self.thread.join()
+        if self.thread is not None: self.thread.join()
         return self.take()
 
 # %% ../nbs/06_viz.ipynb #480ad038
@@ -445,12 +456,13 @@ class LiveDashboard(Callback):
                  vanishing:float=1e-8, # a layer's gradient is vanishing when its max |grad| is below this
                  exploding:float=1e2, # ... and exploding above this, or when not finite
                  dpi:int=80, # resolution of the live views (the saved PNGs use 120)
-                 budget:float=0.03, # share of the training time the live views may spend drawing
+                 budget:float=0.02, # share of the training time the live views may spend drawing
+                 background:bool|None=None, # draw on a thread of its own; None: when training on a GPU (see above)
                 ):
         if display not in ('auto', 'widgets', 'none'): raise ValueError(f"display={display!r}: use 'auto', 'widgets' or 'none'.")
         self.label_names, self.n_images, self.every, self.maps_every, self.grad_every = label_names, n_images, every, maps_every, grad_every
         self.display, self.tensorboard_every, self.figures, self.top = display, tensorboard_every, figures, top
-        self.vanishing, self.exploding, self.dpi, self.budget = vanishing, exploding, dpi, budget
+        self.vanishing, self.exploding, self.dpi, self.budget, self.background = vanishing, exploding, dpi, budget, background
         self.active, self.show, self.widgets, self.controls, self.handle, self.renderer = False, False, None, {}, None, None
         self.layer, self.head, self.stage = -1, None, None  # what the map view shows: ViT layer and head, ResNet stage
 
@@ -471,7 +483,8 @@ class LiveDashboard(Callback):
         self.last_drawn, self.last_tensorboard = dict.fromkeys(_PANELS, -math.inf), dict.fromkeys(_PANELS, -math.inf)
         self.pngs = dict.fromkeys(_PANELS)
         self.show = self.display == 'widgets' or (self.display == 'auto' and _in_kernel())
-        if self.show or self._writer() is not None: self.renderer = _Renderer(self.budget)
+        background = self.device.type != 'cpu' if self.background is None else self.background
+        if self.show or self._writer() is not None: self.renderer = _Renderer(self.budget, background)
         if self.show: self._build_widgets()
 
     def before_step(self):
@@ -484,6 +497,7 @@ class LiveDashboard(Callback):
         if not self.active: return
         progress = self.epoch + (self.iter + 1) / self.n_iter
         if self.iter % max(1, self.n_iter // 50) == 0: self.lrs.append((progress, self.opt.param_groups[0]['lr']))
+        if self.renderer is not None: self.renderer.pump()
         if not self.show or time.perf_counter() - self.last_update < self.every: return
         if self.recorder.count:
             self.running.append((progress, (self.recorder.sums[0] / self.recorder.count).item()))
