@@ -386,4 +386,4 @@ def memory_benchmark(img_size:int=224, # input size
 
 # %% ../nbs/90_bench.ipynb #7a508ce5
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # python -m; a notebook has no __file__

@@ -1205,4 +1205,4 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
 
 # %% ../nbs/01_data.ipynb #62fe752d
 #| eval: false
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # python -m; a notebook has no __file__

@@ -522,7 +522,7 @@ def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
     if verbose:
         t = summary['test']
         print(f"{cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}: best epoch {summary['best_epoch'] + 1}, "
-              f"val {cfg.monitor} {summary['val'][cfg.monitor.removeprefix('val_')]:.4f}, test acc {t['acc']:.4f}, "
+              f"{cfg.monitor} {summary['val'][cfg.monitor.removeprefix('val_')]:.4f}, test acc {t['acc']:.4f}, "
               f"f1 {t['f1']:.4f}, auc {t['auc']:.4f} -> {folder}")
     if cfg.git_commit: summary['git_result'] = git_commit_results(folder, results_message(cfg, summary), push=cfg.git_push)
     return summary

@@ -164,3 +164,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         return 1
     if done['report']: print(f"The report: {done['report']}")
     return 0
+
+# %% ../nbs/08_pipeline.ipynb #3deb480b
+#| eval: false
+if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # python -m; a notebook has no __file__
