@@ -901,12 +901,15 @@ def _as_pair(size)->tuple: return (size, size) if isinstance(size, int) else tup
 
 def _crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int)->torch.Tensor:
     "Crop each (H, W, C) image of the zero-padded batch at its (dy, dx) offset, mirrored where `flips`: one gather."
-    b, h, w, _ = x.shape
+    b, h, w, c = x.shape
     padded = F.pad(x, (0, 0, pad, pad, pad, pad)) if pad else x
+    hp, wp = h + 2 * pad, w + 2 * pad
     rows = offsets[:, :1] + torch.arange(h, device=x.device)
     cols = torch.arange(w, device=x.device).expand(b, w)
     cols = offsets[:, 1:] + torch.where(flips[:, None], w - 1 - cols, cols)
-    return padded[torch.arange(b, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    # pixels as rows of C values, picked by flat index: `index_select` is ~2x faster than 3-tensor advanced indexing
+    pixel = (torch.arange(b, device=x.device)[:, None, None] * hp + rows[:, :, None]) * wp + cols[:, None, :]
+    return padded.reshape(b * hp * wp, c).index_select(0, pixel.flatten()).view(b, h, w, c)
 
 class DeviceLoader:
     "Batches `(x, y, idx)` of a uint8 image array, augmented, resized and normalised on the device as tensor ops."
