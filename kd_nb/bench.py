@@ -92,18 +92,24 @@ class _PILImages(torch.utils.data.Dataset):
         from PIL import Image
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
-def _images_per_second(batches, n_batches:int, device)->float:
-    it = iter(batches)
-    next(it) # warm-up: worker start, first allocations
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-    start, seen = time.perf_counter(), 0
-    for _ in range(n_batches): seen += len(next(it)[0])
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-    return seen / (time.perf_counter() - start)
+def _images_per_second(batches, n_batches:int, device, min_seconds:float=0.)->float:
+    "Images per second over passes of `n_batches` batches, each after an untimed first batch, until `min_seconds` are timed."
+    seen, timed, passes = 0, 0., 0
+    while passes == 0 or timed < min_seconds:
+        if hasattr(batches, 'set_epoch'): batches.set_epoch(passes)
+        it = iter(batches)
+        next(it) # warm-up: worker start, first allocations
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(n_batches): seen += len(next(it)[0])
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        timed += time.perf_counter() - start; passes += 1
+    return seen / timed
 
 @benchmark('loader')
 def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains at 16-32 on a 6 GB GPU)
-                     batches:int=40, # batches timed per loader, after one warm-up batch
+                     batches:int=40, # batches timed per pass, after one warm-up batch
+                     min_seconds:float=1., # each loader makes passes until this much time is timed
                      img_size:int=224, # output size
                      workers:int=2, # torchvision DataLoader worker processes
                      device:str='cpu', # where kd_nb's batches go ('cuda' on a GPU machine)
@@ -120,15 +126,15 @@ def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains
     device = default_device(device)
     mean, std = tuple(images.reshape(-1, 3).mean(0) / 255), tuple(images.reshape(-1, 3).std(0) / 255)
     ours = DeviceLoader(images, labels, batch_size, train=True, img_size=img_size, mean=mean, std=std, device=device, seed=seed)
-    kd_nb_img_s = _images_per_second(ours, batches, device)
+    kd_nb_img_s = _images_per_second(ours, batches, device, min_seconds)
     pil = T.Compose([T.RandomCrop(images.shape[1], padding=4), T.RandomHorizontalFlip(), T.Resize(img_size),
                      T.ToTensor(), T.Normalize(mean, std)])
     torch.manual_seed(seed)
     theirs = torch.utils.data.DataLoader(_PILImages(images, labels, pil), batch_size=batch_size, shuffle=True,
                                          num_workers=workers, drop_last=True)
-    torchvision_img_s = _images_per_second(theirs, batches, torch.device('cpu'))
+    torchvision_img_s = _images_per_second(theirs, batches, torch.device('cpu'), min_seconds)
     return dict(kd_nb_img_s=kd_nb_img_s, torchvision_img_s=torchvision_img_s, ratio=kd_nb_img_s / torchvision_img_s,
-                batch_size=batch_size, batches=batches, img_size=img_size, workers=workers, device=str(device),
+                batch_size=batch_size, batches=batches, min_seconds=min_seconds, img_size=img_size, workers=workers, device=str(device),
                 torch_threads=torch.get_num_threads(), data=described)
 
 # %% ../nbs/90_bench.ipynb #c30335ae
