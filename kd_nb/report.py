@@ -120,13 +120,13 @@ def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain
                            )->Figure:
     "The test confusion matrix of each run of a chain, side by side."
     n = len(df)
-    first = json.loads((Path(df.iloc[0]['folder'])/'summary.json').read_text())
+    summaries = [json.loads((Path(folder)/'summary.json').read_text()) for folder in df['folder']]
+    first = summaries[0]
     classes = first['num_classes']
     side = min(max(3.6, 0.36 * classes + 1.6), 9)
     fig = Figure(figsize=(side * n + 0.8, side + 0.6), layout='constrained')
     axes = np.atleast_1d(fig.subplots(1, n))
-    for i, (ax, (_, r)) in enumerate(zip(axes, df.iterrows())):
-        summary = json.loads((Path(r['folder'])/'summary.json').read_text())
+    for i, (ax, (_, r), summary) in enumerate(zip(axes, df.iterrows(), summaries)):
         preds = np.load(Path(r['folder'])/'test_predictions.npz')
         names = summary.get('label_names') or _exported_labels(Path(r['folder']))
         draw_confusion(ax, preds['targets'], preds['scores'].astype(np.float32), summary['task'], names,
@@ -196,7 +196,8 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
         lines += [f'![accuracy against cost]({stem}_accuracy_vs_cost.png)', '']
         for arch, chain in group.groupby('arch', observed=True):
             lines += [f'### {arch}', '', results_table(chain), '']
-            lines += [f'- {g}' for g in _gains(chain)] + ([''] if _gains(chain) else [])
+            gains = _gains(chain)
+            lines += [f'- {g}' for g in gains] + ([''] if gains else [])
             save_figure(plot_learning_curves(chain), out/f'{arch}_{stem}_learning_curves.png')
             lines += [f'![learning curves]({arch}_{stem}_learning_curves.png)', '']
             save_figure(plot_confusion_matrices(chain), out/f'{arch}_{stem}_confusion.png')
