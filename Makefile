@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kd_nb-installed
 KERNEL := kd_nb
 
-.PHONY: setup test test-slow check-sync readme demo lab docs clean-venv
+.PHONY: setup test test-slow test-timm-floor check-sync readme demo lab docs gpu-prepare gpu-check clean-venv
 
 setup: $(STAMP)
 
@@ -21,8 +21,22 @@ $(STAMP): settings.ini setup.py
 test: setup
 	@start=$$(date +%s); \
 	$(BIN)/nbdev_test; \
+	$(MAKE) --no-print-directory test-timm-floor; \
 	$(MAKE) --no-print-directory check-sync; \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
+
+# The models and experiment notebooks once more against the lowest timm settings.ini allows (pure Python: a side folder).
+TIMM_FLOOR := $(shell sed -n 's/^requirements = .*timm>=\([0-9.]*\).*/\1/p' settings.ini)
+FLOOR_DIR := $(VENV)/timm-$(TIMM_FLOOR)
+
+$(FLOOR_DIR):
+	$(BIN)/python -m pip install --quiet --no-deps --target $@.partial timm==$(TIMM_FLOOR)
+	mv $@.partial $@
+
+test-timm-floor: setup $(FLOOR_DIR)
+	@PYTHONPATH=$(FLOOR_DIR) $(BIN)/python -c "import timm; assert timm.__version__ == '$(TIMM_FLOOR)', timm.__version__"
+	PYTHONPATH=$(FLOOR_DIR) $(BIN)/nbdev_test --file_re '^0[27]_'
+	@echo "test-timm-floor: models and experiment pass on timm $(TIMM_FLOOR)"
 
 test-slow: setup
 	$(BIN)/nbdev_test --flags slow
@@ -53,6 +67,24 @@ demo: setup
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=.
+
+# A GPU machine runs `make gpu-check` (or `python3 .ci/gpu_check.py` where make is missing) with what its image has;
+# `make gpu-prepare` first puts what it lacks into ignored folders that travel with the working tree:
+# .whl/ (fastcore for the notebooks' test cells; ipywidgets and IPython for the dashboard's benchmark) and
+# .gpu-data/ (the CIFAR-10 copy); gpu_check.py installs the wheels into a side folder itself.
+GPU_WHEELS := fastcore ipython ipython_pygments_lexers jedi parso matplotlib-inline pexpect ptyprocess prompt_toolkit \
+              wcwidth stack-data executing asttokens pure_eval traitlets ipywidgets comm jupyterlab_widgets widgetsnbextension
+
+gpu-prepare: setup
+	rm -rf .whl .gpu-data
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d .whl \
+	  $$(for p in $(GPU_WHEELS); do echo "$$p==$$($(BIN)/python -m pip show $$p | sed -n 's/^Version: //p')"; done)
+	@test -d ../shared/data/cifar-10-batches-py || { echo "gpu-prepare: ../shared/data/cifar-10-batches-py is missing" >&2; exit 1; }
+	mkdir -p .gpu-data && cp -r ../shared/data/cifar-10-batches-py .gpu-data/
+	@echo "gpu-prepare: $$(ls .whl | wc -l) wheels in .whl/, CIFAR-10 in .gpu-data/ (carry both: they are ignored by git)"
+
+gpu-check:
+	python3 .ci/gpu_check.py
 
 docs: setup
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto (https://quarto.org/docs/get-started/); it is not on PATH." >&2; exit 1; }

@@ -12,7 +12,8 @@ from .core import shared_data, default_device
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
-           'kd_benchmark', 'amp_benchmark', 'viz_benchmark', 'step_peak_memory', 'memory_benchmark']
+           'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'peer_benchmark', 'step_peak_memory',
+           'memory_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -259,38 +260,68 @@ def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its
                 img_size=img_size, batch_size=batch_size, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #87ebd284
-def _train_img_s(model, batch_size:int, img_size:int, steps:int, dtype, device)->float:
+def _sync(device:torch.device):
+    if device.type == 'cuda': torch.cuda.synchronize(device)
+
+def seconds_per_call(fn:Callable, # what to time, e.g. one training step
+                     device:torch.device, # where `fn` queues its work: a GPU is synchronised around each timing
+                     min_seconds:float=1., # time growing runs of calls until one run lasts this long
+                     warmup:int=3, # untimed calls first (allocations, autotuning, kernel selection)
+                    )->float: # seconds per call, from the last (longest) run
+    "Time `fn` on a CPU or a GPU: warm up, then runs of doubling length, each between two synchronisations."
+    for _ in range(warmup): fn()
+    calls = 1
+    while True:
+        _sync(device); start = time.perf_counter()
+        for _ in range(calls): fn()
+        _sync(device); seconds = time.perf_counter() - start
+        if seconds >= min_seconds: return seconds / calls
+        calls = max(2 * calls, int(calls * 1.2 * min_seconds / max(seconds, 1e-6)))
+
+def _train_step(model, batch_size:int, img_size:int, dtype, device)->Callable:
+    "One training step (forward, backward, AdamW) of `model` at `dtype` autocast, on a fixed random batch."
     import torch.nn.functional as F
     from kd_nb.learner import adamw
     opt = adamw(model, 1e-4, 0.05)
     x = torch.randn(batch_size, 3, img_size, img_size, device=device)
     if any(p.dim() == 4 for p in model.parameters()): x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,), device=device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     def step():
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = F.cross_entropy(model(x).float(), y)
-        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-    step()  # warm-up: allocations, oneDNN kernel selection
-    start = time.perf_counter()
-    for _ in range(steps): step()
-    return steps * batch_size / (time.perf_counter() - start)
+        scaler.scale(loss).backward(); scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True)
+    return step
+
+def _short_name(family:str, stage:str)->str: # 'resnet18', 'vit_tiny', ...
+    from kd_nb.models import FAMILIES
+    return FAMILIES[family][stage].split('_patch')[0]
 
 @benchmark('amp')
 def amp_benchmark(img_size:int=224, # input size
                   batch_size:int=16, # training batch size
-                  steps:int=4, # timed training steps per model and precision, after one warm-up step
+                  models:str='cnn_student,vit_student', # family_stage pairs, e.g. 'cnn_teacher' for ResNet-50
+                  min_seconds:float=1., # each model and precision is timed for at least this long, after warm-up
                   device:str='cpu', # where to train
-                 )->dict: # speedup_resnet18, speedup_vit_tiny, the throughputs, and the settings
-    "Training throughput in fp32 and under bf16 autocast, for ResNet-18 and ViT-Tiny."
+                 )->dict: # speedup_{model} (bf16 / fp32), speedup_fp16_{model} on GPUs, the throughputs, and the settings
+    "Training throughput in fp32, under bf16 autocast and (on GPUs) under fp16 autocast with loss scaling."
     from kd_nb.core import cpu_has_bf16
     device = default_device(device)
+    dtypes = dict(fp32=None, bf16=torch.bfloat16) | (dict(fp16=torch.float16) if device.type == 'cuda' else {})
     res = {}
-    for key, family in (('resnet18', 'cnn'), ('vit_tiny', 'vit')):
-        fp32 = _train_img_s(_model(family, 'student', img_size).to(device), batch_size, img_size, steps, None, device)
-        bf16 = _train_img_s(_model(family, 'student', img_size).to(device), batch_size, img_size, steps, torch.bfloat16, device)
-        res |= {f'speedup_{key}': bf16 / fp32, f'{key}_fp32_img_s': fp32, f'{key}_bf16_img_s': bf16}
-    return res | dict(img_size=img_size, batch_size=batch_size, device=str(device), cpu_bf16=cpu_has_bf16(),
-                      torch_threads=torch.get_num_threads())
+    for pair in models.split(','):
+        family, stage = pair.strip().split('_')
+        key = _short_name(family, stage)
+        for label, dtype in dtypes.items():
+            model = _model(family, stage, img_size).to(device)
+            seconds = seconds_per_call(_train_step(model, batch_size, img_size, dtype, device), device, min_seconds)
+            res[f'{key}_{label}_img_s'] = batch_size / seconds
+            del model
+        res[f'speedup_{key}'] = res[f'{key}_bf16_img_s'] / res[f'{key}_fp32_img_s']
+        if 'fp16' in dtypes: res[f'speedup_fp16_{key}'] = res[f'{key}_fp16_img_s'] / res[f'{key}_fp32_img_s']
+    gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else None
+    return res | dict(img_size=img_size, batch_size=batch_size, min_seconds=min_seconds, device=str(device), gpu=gpu,
+                      cpu_bf16=cpu_has_bf16(), torch_threads=torch.get_num_threads())
 
 # %% ../nbs/90_bench.ipynb #c912ca5f
 def _fit_time(model, dls, epochs:int, lr:float, cbs:list, folder)->tuple:
@@ -332,6 +363,93 @@ def viz_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn') or
                 plain_epochs_s=plain, dashboard_epochs_s=dash, plain_fit_s=min(fits['plain']), dashboard_fit_s=min(fits['dashboard']),
                 plain_runs_epochs_s=epoch_times['plain'], dashboard_runs_epochs_s=epoch_times['dashboard'],
                 model=init.kd_config['arch'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
+
+# %% ../nbs/90_bench.ipynb #10d61228
+def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->dict:
+    "The plain script: torchvision DataLoader with PIL transforms, the same timm model, AdamW, autocast, a bare loop."
+    import torch.nn.functional as F, torchvision.transforms as T
+    from kd_nb.core import amp_dtype, seed_everything
+    from kd_nb.learner import cosine_lr
+    from kd_nb.models import create_model
+    seed_everything(cfg['seed'])
+    images, labels = ds.images('train'), ds.labels('train')
+    size = cfg['img_size']
+    tf = [T.RandomCrop(images.shape[1], padding=4), T.RandomHorizontalFlip()] + ([T.Resize(size)] if images.shape[1] != size else [])
+    norm = [T.ToTensor(), T.Normalize(cfg['mean'], cfg['std'])]
+    gray = [T.Grayscale(3)] if images.shape[-1] == 1 else []
+    to_pil = lambda a: a[..., 0] if a.shape[-1] == 1 else a
+    pin = device.type == 'cuda'
+    train = torch.utils.data.DataLoader(_PILImages(to_pil(np.asarray(images)), labels, T.Compose(gray + tf + norm)),
+                                        batch_size=cfg['batch_size'], shuffle=True, drop_last=True, num_workers=workers,
+                                        pin_memory=pin, persistent_workers=workers > 0)
+    test = torch.utils.data.DataLoader(_PILImages(to_pil(np.asarray(ds.images('test'))), ds.labels('test'),
+                                                  T.Compose(gray + ([T.Resize(size)] if images.shape[1] != size else []) + norm)),
+                                       batch_size=2 * cfg['batch_size'], num_workers=workers, pin_memory=pin)
+    model = create_model(cfg['arch'], cfg['model_stage'], ds.num_classes, img_size=size, stem=cfg['stem'] or 'auto',
+                         patch_size=cfg['patch_size'], arch=cfg['model_name']).to(device)
+    channels_last = cfg['arch'] == 'cnn'
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg['lr'], weight_decay=cfg['weight_decay'])
+    total, warmup = epochs * len(train), cfg['warmup_epochs'] / epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cosine_lr(step / total, 1., warmup))
+    dtype = amp_dtype(device, cfg['amp'])
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    autocast = lambda: torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    layout = lambda x: x.to(device, non_blocking=True, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    if cfg['compile']: model = torch.compile(model)
+    for epoch in range(epochs):
+        model.train()
+        for x, y in train:
+            with autocast(): loss = F.cross_entropy(model(layout(x)), y.to(device, non_blocking=True))
+            scaler.scale(loss).backward(); scaler.step(opt); scaler.update(); opt.zero_grad(set_to_none=True); sched.step()
+    model.eval(); correct = 0
+    with torch.no_grad(), autocast():
+        for x, y in test: correct += (model(layout(x)).argmax(1).cpu() == y).sum().item()
+    return dict(test_acc=correct / len(test.dataset), train_images=epochs * len(train) * cfg['batch_size'])
+
+@benchmark('peer')
+def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
+                   stage:str='student', # the model trained: 'student' (without distillation) or 'teacher'
+                   img_size:int=32, # model input size (the seed's is 224)
+                   batch_size:int=128, # training batch size, both sides
+                   epochs:int=3, # epochs, both sides
+                   lr:float=2e-3, # peak learning rate (the quick preset's), both sides
+                   amp:str='gpu', # precision, as in `kd_nb.core.amp_dtype`: 'gpu' is bf16/fp16 on a GPU, fp32 on the CPU
+                   compile:bool=False, # torch.compile, both sides (compilation time counted)
+                   workers:int=8, # the plain script's DataLoader worker processes
+                   dataset:str='cifar10', # a prepared or preparable dataset
+                   source:str='auto', # a local copy to prepare from; 'auto': the shared CIFAR-10 copy for cifar10
+                   data_root:str='', # prepared datasets; default `$KD_DATA` or datasets/
+                   device:str='', # default: the best available
+                  )->dict: # kd_nb_img_s, peer_img_s, speedup, both test accuracies and wall times, and the settings
+    "A kd_nb stage against the plain PyTorch script a user would write instead, on the same data and settings."
+    import tempfile
+    from kd_nb.data import ensure_prepared, load_dataset
+    from kd_nb.experiment import run_stage, RUN_PLAN, StageConfig, input_norm
+    if stage not in ('student', 'teacher'): raise ValueError(f"stage={stage!r}: 'student' or 'teacher' (trained without distillation).")
+    device = default_device(device or None)
+    root = data_root or None
+    if source == 'auto': source = str(shared_data()/'cifar-10-batches-py') if dataset == 'cifar10' else ''
+    ds = load_dataset(dataset, ensure_prepared(dataset, root, source=source or None, verbose=False).parent)
+    run = 'teacher' if stage == 'teacher' else 'student_no_kd'
+    params = dict(arch=family, stage=run, dataset=dataset, preset='quick', epochs=epochs, batch_size=batch_size, lr=lr,
+                  img_size=img_size, amp=amp, compile=compile, live=False, data_root=str(ds.path.parent))
+    with tempfile.TemporaryDirectory() as d:
+        start = time.perf_counter()
+        summary = run_stage(device=device, experiments_root=d, **params)
+        kd_nb_s = time.perf_counter() - start
+    mean, std = input_norm(StageConfig(**summary['config']), ds)  # the stage's own normalisation
+    cfg = summary['config'] | dict(model_stage=RUN_PLAN[run][0], mean=mean, std=std)
+    start = time.perf_counter()
+    peer = _peer_fit(ds, cfg, device, workers, epochs)
+    peer_s = time.perf_counter() - start
+    train_images = epochs * (ds.split_sizes['train'] // batch_size) * batch_size  # both drop the last partial batch
+    kd_nb_img_s, peer_img_s = train_images / kd_nb_s, train_images / peer_s
+    return dict(speedup=kd_nb_img_s / peer_img_s, kd_nb_img_s=kd_nb_img_s, peer_img_s=peer_img_s,
+                kd_nb_test_acc=summary['test']['acc'], peer_test_acc=peer['test_acc'],
+                kd_nb_s=kd_nb_s, peer_s=peer_s, kd_nb_epochs_s=summary['train_time_s'], kd_nb_timings_s=summary.get('timings_s'),
+                model=summary['model'], amp=str(amp), compile=compile, img_size=img_size, batch_size=batch_size,
+                epochs=epochs, train_images=train_images, workers=workers, dataset=dataset, device=str(device),
+                gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
 
 # %% ../nbs/90_bench.ipynb #cb2ae49c
 class _StopAfter:

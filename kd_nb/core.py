@@ -11,9 +11,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override', 'atomic_path',
-           'write_json', 'default_device', 'cpu_has_bf16', 'amp_dtype', 'needs_grad_scaler', 'seed_everything',
-           'is_main_process', 'free_memory', 'git_info', 'hardware_info', 'run_metadata']
+__all__ = ['AMP_CHOICES', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
+           'atomic_path', 'write_json', 'as_device', 'default_device', 'to_device', 'cpu_has_bf16', 'amp_dtype',
+           'needs_grad_scaler', 'seed_everything', 'is_main_process', 'free_memory', 'git_info', 'hardware_info',
+           'run_metadata']
 
 # %% ../nbs/00_core.ipynb #09df75a7
 def project_root(start:Path|str|None=None, # folder to search upwards from; default: the working directory
@@ -92,8 +93,16 @@ def write_json(obj, # anything `json.dumps` takes (numpy scalars and paths are c
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #9684bdd8
+def as_device(device:str|torch.device, # 'cuda', 'cuda:1', 'mps', 'cpu', a `torch.device`, ...
+             )->torch.device: # the same device, spelt as its tensors report it
+    "One spelling per device: an accelerator with its index (`cuda` -> `cuda:0`), the CPU without one."
+    device = torch.device(device)
+    if device.type in ('cpu', 'meta'): return torch.device(device.type)
+    if device.index is not None: return device
+    return torch.device(device.type, torch.cuda.current_device() if device.type == 'cuda' else 0)
+
 def default_device(prefer:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps' or 'cpu'; default `$KD_DEVICE`, else the best present
-                  )->torch.device:
+                  )->torch.device: # indexed as by `as_device`: `cuda:0`, never a bare `cuda`
     "The device to train on: CUDA, then MPS, then CPU, unless one is asked for."
     prefer = prefer or os.environ.get('KD_DEVICE')
     if prefer:
@@ -102,10 +111,18 @@ def default_device(prefer:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps' 
         if not available.get(device.type, False):
             raise RuntimeError(f"Device {str(device)!r} was asked for but is not available here; "
                                f"available: {', '.join(k for k, v in available.items() if v)}.")
-        return device
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if torch.backends.mps.is_available(): return torch.device('mps')
+        return as_device(device)
+    if torch.cuda.is_available(): return as_device('cuda')
+    if torch.backends.mps.is_available(): return as_device('mps')
     return torch.device('cpu')
+
+def to_device(t:torch.Tensor, # a tensor, typically small and on the host (indices, augmentation parameters)
+              device:torch.device, # where it is needed
+             )->torch.Tensor: # `t` on `device`
+    "Copy `t` to `device` without making the host wait for the GPU: from pinned memory, non-blocking."
+    # a blocking host-to-GPU copy synchronises the stream: the CPU idles until every queued kernel has run
+    if t.device.type == 'cpu' and device.type == 'cuda': return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 # %% ../nbs/00_core.ipynb #38ca0783
 def cpu_has_bf16()->bool: # True where the CPU advertises AVX512-BF16 or AMX-BF16
@@ -114,14 +131,16 @@ def cpu_has_bf16()->bool: # True where the CPU advertises AVX512-BF16 or AMX-BF1
     except OSError: return False
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
+AMP_CHOICES = ('auto', 'gpu', 'bf16', 'fp16', 'off')
+
 def amp_dtype(device:str|torch.device='cpu', # the device that will run the model
-              amp:str|bool='auto', # 'auto', 'bf16', 'fp16', or 'off'/False (fp32); True means 'auto'
+              amp:str|bool='auto', # 'auto', 'gpu' ('auto' on accelerators, fp32 on the CPU), 'bf16', 'fp16', or 'off'/False (fp32); True means 'auto'
              )->torch.dtype|None: # the autocast dtype, or None for fp32
     "The autocast dtype for `device`: bf16 where supported, fp16 on CUDA GPUs without bf16, else fp32."
     device = torch.device(device)
     amp = {True: 'auto', False: 'off', None: 'off'}.get(amp, amp)
-    choices = ('auto', 'bf16', 'fp16', 'off')
-    if amp not in choices: raise ValueError(f"amp={amp!r} is not one of {', '.join(choices)}.")
+    if amp not in AMP_CHOICES: raise ValueError(f"amp={amp!r} is not one of {', '.join(AMP_CHOICES)}.")
+    if amp == 'gpu': amp = 'off' if device.type == 'cpu' else 'auto'
     if amp == 'off': return None
     if amp == 'bf16': return torch.bfloat16
     if amp == 'fp16':

@@ -12,7 +12,7 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import data_root, write_json, default_device
+from .core import data_root, write_json, default_device, to_device
 
 # %% auto #0
 __all__ = ['SPLITS', 'TASKS', 'MEDMNIST_SIZES', 'CIFAR10_LABELS', 'FORMAT_VERSION', 'VERIFY_CHECKS', 'DataError',
@@ -39,9 +39,11 @@ def normalise_task(task:str, # a task name as kd_nb or medmnist's INFO spells it
 
 @functools.cache
 def medmnist_flags()->tuple: # e.g. ('pathmnist', 'chestmnist', ...)
-    "The 2D MedMNIST flags the installed medmnist package knows."
-    import medmnist
-    from medmnist.dataset import MedMNIST2D
+    "The 2D MedMNIST flags the installed medmnist package knows; none where it is not installed."
+    try:
+        import medmnist
+        from medmnist.dataset import MedMNIST2D
+    except ImportError: return ()  # a GPU image without it still trains CIFAR-10 and custom sets
     return tuple(flag for flag, info in medmnist.INFO.items()
                  if issubclass(getattr(medmnist, info['python_class']), MedMNIST2D))
 
@@ -73,6 +75,9 @@ def _medmnist_info(flag):
 def _parse_medmnist(name):
     "(flag, size) for a MedMNIST name, None for anything else; sizes MedMNIST lacks raise."
     flag, _, size = name.partition('_')
+    if not medmnist_flags() and flag.endswith('mnist'):
+        raise DataError(f"{name!r} looks like a MedMNIST set: MedMNIST's names and files come with the medmnist "
+                        "package, which is not installed here (pip install medmnist).")
     if flag not in medmnist_flags(): return None
     if not size: return flag, 28
     if size.isdigit() and int(size) in MEDMNIST_SIZES[1:]: return flag, int(size)
@@ -935,7 +940,7 @@ class DeviceLoader:
                  in_memory:bool|None=None, # load a memmap into RAM; default: when it takes under half the free RAM
                  keep_on_device:bool|None=None, # keep the whole uint8 set on the GPU; default: under 10% of its memory
                 ):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = default_device(device) # indexed: a batch on `cuda:0` is on this device
         self.batch_size, self.train, self.seed, self.epoch = int(batch_size), bool(train), int(seed), 0
         self.img_size, self.pad, self.flip = _as_pair(img_size), int(pad) if train else 0, bool(flip) and train
         self.views, self.out_channels, self.channels_last = None if views is None else int(views), out_channels, channels_last
@@ -1041,7 +1046,7 @@ class DeviceLoader:
         "The whole on-device transform: crop+flip (train), channel expansion, resize, normalisation."
         if self.pad or self.flip:
             offsets, flips = self.augment_params(idx, view)
-            x = _crop_flip(x, offsets.to(x.device, non_blocking=True), flips.to(x.device, non_blocking=True), self.pad)
+            x = _crop_flip(x, to_device(offsets, x.device), to_device(flips, x.device), self.pad)
         x = x.permute(0, 3, 1, 2) # (B, C, H, W), channels-last in memory
         if x.shape[1] != self.out_channels: x = x.expand(-1, self.out_channels, -1, -1)
         if tuple(x.shape[-2:]) != self.img_size:
@@ -1074,21 +1079,24 @@ class DeviceLoader:
              )->torch.Tensor: # uint8 (B, H, W, C) on the device
         "The raw images of samples `idx`, moved to the device."
         idx = np.ascontiguousarray(idx, dtype=np.int64)
-        if self._tensor is not None: x = self._tensor[torch.from_numpy(idx).to(self._tensor.device)]
+        return self._gather(idx, to_device(torch.from_numpy(idx), self.device))
+
+    def _gather(self, idx:np.ndarray, idx_on_device:torch.Tensor)->torch.Tensor:
+        if self._tensor is not None:
+            x = self._tensor[idx_on_device if self._tensor.device.type != 'cpu' else torch.from_numpy(idx)]
         else: # memory-mapped: read rows in file order, then restore the batch order
             order = np.argsort(idx, kind='stable')
             rows = np.empty((len(idx), *self.image_shape[1:]), np.uint8)
             rows[order] = self._array[idx[order]]
             x = torch.from_numpy(rows)
-        if x.device != self.device:
-            x = (x.pin_memory() if self.device.type == 'cuda' else x).to(self.device, non_blocking=True)
-        return x
+        # only a batch in host memory moves (pinned, without blocking); one gathered on the GPU is already there
+        return to_device(x, self.device) if x.device.type == 'cpu' else x
 
     def _batch(self, idx:np.ndarray, view)->tuple:
-        idx = np.ascontiguousarray(idx)
-        x = self.augment(self.fetch(idx), idx, view)
-        y = self._labels[torch.from_numpy(idx).to(self._labels.device)]
-        return x, y, torch.from_numpy(idx)
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        idx_on_device = to_device(torch.from_numpy(idx), self.device) # one upload per batch, and no wait for it
+        x = self.augment(self._gather(idx, idx_on_device), idx, view)
+        return x, self._labels[idx_on_device], torch.from_numpy(idx)
 
     def __iter__(self)->Iterator[tuple]: # (x float32 (B, C, H, W) on device, y on device, idx int64 (B,) on CPU)
         epoch, order = self.epoch, self._indices(self.epoch)[:self.n_samples]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import yaml
 from timm.models import get_pretrained_cfg
 
-from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json,
+from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
                         atomic_path, git_info, is_main_process)
 from .data import dataset_info, ensure_prepared, load_dataset, make_loaders, DataError
 from .models import (FAMILIES, STAGES, arch_name, create_model, load_exported, model_input_config, model_stats,
@@ -48,7 +48,7 @@ PRESETS = {
                  warmup_epochs=0., kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='auto',
                  grad_checkpointing=True, stem='auto'),
     'quick': dict(pretrained=False, epochs=None, train_samples=25_000, img_size=None, batch_size=128, lr=2e-3, weight_decay=0.05,
-                  warmup_epochs=None, kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='off',
+                  warmup_epochs=None, kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='gpu',
                   grad_checkpointing=False, stem='imagenet'),
 }
 
@@ -93,7 +93,8 @@ class StageConfig:
     kd_alpha:float|None = None
     kd_temperature:float|None = None
     teacher_cache:int|None = None # K > 0: precompute the teacher's logits on K views per image
-    amp:str|None = None # 'auto', 'bf16', 'fp16' or 'off'
+    amp:str|None = None # 'auto', 'gpu' (auto on a GPU, fp32 on the CPU), 'bf16', 'fp16' or 'off'
+    compile:bool = False # torch.compile the model (worth it on a GPU for long stages; the first epoch pays the compilation)
     grad_checkpointing:bool|None = None
     stem:str|None = None # ResNets: 'imagenet', 'cifar' or 'auto'
     patch_size:int|None = None # ViTs
@@ -149,7 +150,7 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     _choose('arch', cfg.arch, tuple(FAMILIES))
     _choose('stage', cfg.stage, RUNS)
     _choose('kd_method', cfg.kd_method, KD_METHODS)
-    _choose('amp', cfg.amp, ('auto', 'bf16', 'fp16', 'off'))
+    _choose('amp', cfg.amp, AMP_CHOICES)
     cfg.data_root = str(Path(cfg.data_root).expanduser()) if cfg.data_root else str(data_root())
     cfg.experiments_root = str(Path(cfg.experiments_root).expanduser()) if cfg.experiments_root else str(experiments_root())
     info = dataset_info(cfg.dataset, cfg.data_root)  # unknown names list the known ones
@@ -291,8 +292,8 @@ class TeacherInput(nn.Module):
         self.register_buffer('scale', as_t(student_std) / as_t(teacher_std))
         self.register_buffer('shift', (as_t(student_mean) - as_t(teacher_mean)) / as_t(teacher_std))
         self.size = size
-    def forward(self, x):
-        x = x * self.scale.to(x.device) + self.shift.to(x.device)
+    def forward(self, x): # the module is on x's device (the learner moves it there with the teacher)
+        x = x * self.scale + self.shift
         if x.shape[-1] != self.size: x = F.interpolate(x, size=(self.size, self.size), mode='bilinear', antialias=True, align_corners=False)
         return x
 
@@ -336,7 +337,8 @@ def load_config(folder:Path|str)->StageConfig: # the configuration a run was mad
     return StageConfig(**yaml.safe_load((Path(folder)/'config.yaml').read_text()))
 
 # what a run's results do not depend on: a resumed run may change these
-_NOT_TRAINING = {'live', 'git_commit', 'git_push', 'resume', 'overwrite', 'source', 'data_root', 'experiments_root', 'latency_batches'}
+_NOT_TRAINING = {'live', 'git_commit', 'git_push', 'resume', 'overwrite', 'source', 'data_root', 'experiments_root', 'latency_batches',
+                 'compile'}
 
 def config_changes(old:StageConfig, # e.g. an interrupted run's `load_config`
                    new:StageConfig, # the configuration about to run
@@ -374,7 +376,7 @@ def stage_learner(cfg:StageConfig, data:StageData, model:nn.Module,
     return make_learner(model, data.dls, task=data.ds.task, kd_method=cfg.kd_method, teacher=teacher, teacher_input=adapter,
                         teacher_cache=cfg.teacher_cache, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature,
                         lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, amp=cfg.amp,
-                        grad_accum=cfg.grad_accum, clip_grad=cfg.clip_grad, channels_last=cfg.arch == 'cnn',
+                        grad_accum=cfg.grad_accum, clip_grad=cfg.clip_grad, channels_last=cfg.arch == 'cnn', compile=cfg.compile,
                         path=folder, monitor=cfg.monitor, resume=cfg.resume, quiet=quiet, config=asdict(cfg),
                         export=export, device=device, cbs=list(cbs))
 
@@ -508,13 +510,17 @@ def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
                  test:dict, # from `evaluate_test`
                  teacher_folder:Path|None=None, # the teacher's run folder, recorded in the summary
                  stats:bool=True, # measure parameters, FLOPs and latency
-                 verbose:bool=True)->dict: # the summary written to summary.json
+                 verbose:bool=True,
+                 timings:dict|None=None, # seconds of the stage's steps so far (`run_stage` passes them), for the summary
+                )->dict: # the summary written to summary.json
     "Write the test predictions, clean.sh and summary.json (last: it marks the run finished); commit if asked."
     folder = run_dir(cfg)
     model = unwrap(learn.model)
+    start = time.perf_counter()
     cost = model_stats(model, (3, cfg.img_size, cfg.img_size), device=learn.device, batch_sizes=tuple(cfg.latency_batches),
                        warmup=2, repeats=5) if stats else {}
     summary = stage_summary(cfg, learn, data, teacher_folder, cost)
+    summary['timings_s'] = dict(timings or {}) | dict(stats=time.perf_counter() - start)
     if not is_main_process(): return summary
     np.savez_compressed(folder/'test_predictions.npz', scores=test['scores'].astype(np.float16), targets=test['targets'])
     write_clean_script(folder)
@@ -533,13 +539,17 @@ def run_stage(quiet:bool=True, # no progress bars
               **params, # `StageConfig` fields
              )->dict: # the summary
     "Every step of a stage in one call: what the stage notebook does, without the notebook."
+    timings, clock = {}, [time.perf_counter()]
+    def lap(step): # seconds since the previous step ended: where a stage's time outside its epochs goes
+        now = time.perf_counter(); timings[step] = now - clock[0]; clock[0] = now
     cfg = stage_config(**params)
-    data = stage_data(cfg, device=device, verbose=not quiet)
+    data = stage_data(cfg, device=device, verbose=not quiet); lap('data')
     model = stage_model(cfg, data)
     teacher, adapter, teacher_folder = stage_teacher(cfg, data, verbose=not quiet)
     if teacher is not None and not quiet: check_teacher(teacher, data, data.ds.task, adapter, device=device)
+    lap('models')
     learn = stage_learner(cfg, data, model, teacher, adapter, cbs=[stage_dashboard(cfg, data), *cbs], quiet=quiet, device=device)
-    learn.fit(cfg.epochs)
-    test = evaluate_test(learn, verbose=not quiet)
-    stage_figures(cfg, data, test)
-    return finish_stage(cfg, learn, data, test, teacher_folder, verbose=not quiet)
+    learn.fit(cfg.epochs); lap('fit')  # the epochs, plus the fit's start and end (checkpoints, final figures, export)
+    test = evaluate_test(learn, verbose=not quiet); lap('test')
+    stage_figures(cfg, data, test); lap('figures')
+    return finish_stage(cfg, learn, data, test, teacher_folder, verbose=not quiet, timings=timings)

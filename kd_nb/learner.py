@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #1bd5a1a2
 from __future__ import annotations
-import contextlib, math, random, resource, sys, time
+import contextlib, math, os, random, resource, shutil, sys, threading, time
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import atomic_path, default_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json
+from .core import atomic_path, default_device, to_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json
 from .losses import make_loss, LossParts
 from .metrics import classification_metrics, scores_from_logits, MetricsCSV
 from .models import export_model
@@ -143,9 +143,11 @@ def adamw(model:nn.Module, # model whose parameters are optimised
           lr:float, # learning rate
           wd:float, # weight decay
          )->torch.optim.Optimizer:
-    "AdamW with no weight decay on biases and normalisation weights (timm's parameter groups)."
+    "AdamW with no weight decay on biases and normalisation weights (timm's parameter groups); fused on a GPU."
     from timm.optim import create_optimizer_v2
-    return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd)
+    # the fused kernel updates every tensor in one launch, and unscales fp16 gradients without a host round trip
+    on_gpu = next(model.parameters()).device.type == 'cuda'
+    return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd, **(dict(fused=True) if on_gpu else {}))
 
 def _one_batch(self:Learner):
     with self.autocast(): self.pred = self.model(self.xb)
@@ -379,10 +381,12 @@ class Distill(Callback):
     def before_fit(self):
         self.teacher = freeze(self.teacher.to(self.device))
         if any(p.dim() == 4 for p in self.teacher.parameters()): self.teacher.to(memory_format=torch.channels_last)
-    @torch.no_grad()
+        if isinstance(self.teacher_input, nn.Module): self.teacher_input.to(self.device)
     def before_batch(self):
         x = self.xb if self.teacher_input is None else self.teacher_input(self.xb)
-        with self.autocast(): self.learn.teacher_logits = self.teacher(x).float()
+        with torch.inference_mode(), self.autocast(): logits = self.teacher(x)
+        # a copy made outside inference mode: a loss may keep it for its backward pass, which inference tensors refuse
+        self.learn.teacher_logits = logits.to(torch.float32, copy=True)
 
 # %% ../nbs/05_learner.ipynb #3e38335a
 def _fingerprint(model:nn.Module, *extra)->str:
@@ -408,6 +412,7 @@ class TeacherCache(Callback):
             raise ValueError(f"teacher_cache={self.views} needs the training loader built with views={self.views} "
                              f"(make_loaders(..., views={self.views})); this one has views={getattr(dl, 'views', None)}.")
         self.teacher = freeze(self.teacher.to(self.device))
+        if isinstance(self.teacher_input, nn.Module): self.teacher_input.to(self.device)
         key = _fingerprint(self.teacher, self.views, dl.seed, dl.img_size, dl.pad, dl.flip, dl.mean, dl.std, dl.dataset_size)
         folder = Path(self.folder) if self.folder else (self.path/'teacher_cache' if self.path else None)
         path = folder/f'logits_{self.views}views_{key}.npy' if folder else None
@@ -418,23 +423,23 @@ class TeacherCache(Callback):
                 with atomic_path(path) as tmp: np.save(tmp, logits.numpy())
         self.logits = logits.to(self.device)  # (K, N, C) fp16: a few MB for CIFAR-10
 
-    @torch.no_grad()
+    @torch.no_grad()  # not inference mode: the loader recycles its batch memory, which later batches write in place
     def compute(self,
                 dl, # the training loader, built with `views=K` (its `iter_view` gives each view in index order)
                )->Tensor: # (K, N, C) fp16 logits, on the CPU
         "Run the teacher over every view of every training image."
-        out = None
+        out = None  # filled on the device and copied to the host once: a copy per batch would wait for each batch
         for view in range(self.views):
             for x, _, idx in dl.iter_view(view):
                 if self.teacher_input is not None: x = self.teacher_input(x)
-                with self.autocast(): logits = self.teacher(x).half().cpu()
-                if out is None: out = torch.empty(self.views, dl.dataset_size, logits.shape[-1], dtype=torch.float16)
-                out[view, idx] = logits
-        return out
+                with self.autocast(): logits = self.teacher(x).half()
+                if out is None: out = torch.empty(self.views, dl.dataset_size, logits.shape[-1], dtype=torch.float16, device=self.device)
+                out[view, to_device(idx, self.device)] = logits
+        return out.cpu()
 
     def before_batch(self):
-        views = self.dl.view_of(self.idx, self.epoch).to(self.device)
-        self.learn.teacher_logits = self.logits[views, self.idx.to(self.device)].float()
+        views, idx = to_device(self.dl.view_of(self.idx, self.epoch), self.device), to_device(self.idx, self.device)
+        self.learn.teacher_logits = self.logits[views, idx].float()
 
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
@@ -444,16 +449,31 @@ class StopOnNaN(Callback):
                 ): self.check_every = check_every
     def before_train(self):
         self.every = self.check_every or (1 if self.device.type == 'cpu' else 32)
-        self.first_bad = torch.tensor(-1, device=self.device)
+        self.first_bad = torch.full((), -1, device=self.device)  # the first bad step, kept on the device
+        self.pending = None  # on a GPU: (pinned host copy of first_bad, the event that marks it written)
     def after_loss(self):
         bad = ~torch.isfinite(self.loss.detach())
-        self.first_bad = torch.where(bad & (self.first_bad < 0), torch.tensor(self.iter, device=self.device), self.first_bad)
-        if (self.iter + 1) % self.every == 0: self._check()
-    def after_train(self): self._check()
-    def _check(self):
-        step = int(self.first_bad)
+        self.first_bad = torch.where(bad & (self.first_bad < 0), self.iter, self.first_bad)
+        if (self.iter + 1) % self.every == 0: self._check(wait=False)
+    def after_train(self): self._check(wait=True)
+
+    def _first_bad_step(self, wait:bool)->int:
+        "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
+        if wait or self.device.type != 'cuda': return int(self.first_bad)
+        arrived = self.pending is not None and self.pending[1].query()  # query() never blocks
+        step = int(self.pending[0]) if arrived else -1
+        if arrived or self.pending is None:
+            host = torch.empty((), dtype=self.first_bad.dtype, pin_memory=True)
+            host.copy_(self.first_bad, non_blocking=True)
+            event = torch.cuda.Event(); event.record()
+            self.pending = (host, event)
+        return step
+
+    def _check(self, wait:bool):
+        step = self._first_bad_step(wait)
         if step < 0: return
         ckpt = getattr(self.learn, 'save_checkpoint', None)
+        if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
         where = f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
         raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {step}.{where} '
                                  'Try a lower learning rate, gradient clipping, or amp="off".')
@@ -508,6 +528,13 @@ def _set_rng_state(state:dict):
     torch.set_rng_state(state['torch'])
     if state['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
+def _to_cpu(obj):
+    "A copy of a (nested) state with every tensor copied to the host: what training does next cannot change it."
+    if isinstance(obj, torch.Tensor): return obj.detach().to('cpu', copy=True)
+    if isinstance(obj, dict): return {k: _to_cpu(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple): return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
 def load_checkpoint(path:Path|str # a `.pt` file written by `SaveCheckpoint`
                    )->dict: # model, optimizer, scaler, epoch, opt_steps, rng, config, best
     "Load a checkpoint safely (tensors and plain values only)."
@@ -545,11 +572,29 @@ class SaveCheckpoint(Callback):
                     epoch=self.epoch, opt_steps=self.opt_steps, rng=_rng_state(), config=self.config,
                     best=self.best, best_epoch=self.best_epoch, monitor=self.monitor, rows=self.recorder.rows)
 
-    def _save(self, state, path):
-        with atomic_path(path) as tmp: torch.save(state, tmp)
+    def _write(self, state:dict, best:bool):
+        "Write `last.pt`, and make `best.pt` the same file (a hard link: no second write), each atomically."
+        with atomic_path(self.last_path) as tmp: torch.save(state, tmp)
+        if not best: return
+        with atomic_path(self.best_path) as tmp:
+            try: os.link(self.last_path, tmp)  # `last.pt` is replaced by a new file next epoch; the link keeps this one
+            except OSError: shutil.copyfile(self.last_path, tmp)  # a file system without hard links
+
+    def _write_in_background(self, state:dict, best:bool):
+        def write():
+            try: self._write(state, best)
+            except BaseException as e: self.error = e
+        self.writer = threading.Thread(target=write, name='kd_nb checkpoint writer')
+        self.writer.start()
+
+    def wait(self):
+        "Wait until the checkpoint being written is on disk; raise its error if writing it failed."
+        if getattr(self, 'writer', None) is not None: self.writer.join(); self.writer = None
+        error, self.error = getattr(self, 'error', None), None
+        if error is not None: raise RuntimeError(f'Writing the checkpoint {self.last_path} failed: {error}') from error
 
     def before_fit(self):
-        self.best, self.best_epoch = None, None
+        self.best, self.best_epoch, self.writer, self.error = None, None, None, None
         if not (self.resume and self.last_path.exists()): return
         state = load_checkpoint(self.last_path)
         unwrap(self.model).load_state_dict(state['model'])
@@ -564,13 +609,17 @@ class SaveCheckpoint(Callback):
         value = self.recorder.row[self.monitor]
         if math.isfinite(value) and self._improved(value): self.best, self.best_epoch = value, self.epoch
         if not is_main_process(): return
-        state = self.state()
-        self._save(state, self.last_path)
-        if self.best_epoch == self.epoch: self._save(state, self.best_path)
+        self.wait()  # one write at a time, in epoch order
+        # a snapshot in host memory, written while the next epoch trains: serialising 100-300 MB would stall the GPU
+        self._write_in_background(_to_cpu(self.state()), best=self.best_epoch == self.epoch)
 
     def after_fit(self):
+        self.wait()
         if self.load_best and self.best_path.exists():
             unwrap(self.model).load_state_dict(load_checkpoint(self.best_path)['model'])
+
+    def cleanup_fit(self): # also after an error: the last checkpoint is complete when the fit returns or raises
+        if getattr(self, 'writer', None) is not None: self.writer.join(); self.writer = None
 
 # %% ../nbs/05_learner.ipynb #60c6bcbb
 class ExportModel(Callback):
@@ -625,7 +674,7 @@ def make_learner(model:nn.Module, # the network to train
                  lr:float=1e-4, # peak learning rate (AdamW)
                  weight_decay:float=0.05, # AdamW weight decay
                  warmup_epochs:float=0., # linear warm-up before cosine annealing
-                 amp:str|bool='auto', # mixed precision: 'auto', 'bf16', 'fp16', 'off'
+                 amp:str|bool='auto', # mixed precision: 'auto', 'gpu', 'bf16', 'fp16', 'off' (see `kd_nb.core.amp_dtype`)
                  grad_accum:int=1, # batches per optimizer step
                  clip_grad:float|None=None, # max gradient norm, or None
                  channels_last:bool=False, # NHWC memory layout (CNNs)

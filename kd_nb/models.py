@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #a70889da
 from __future__ import annotations
-import json, math, time, difflib, statistics, contextlib
+import sys, json, math, time, difflib, statistics, contextlib
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -13,7 +13,7 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 import timm
-from timm.models import get_pretrained_cfg, load_pretrained, load_state_dict
+from timm.models import get_pretrained_cfg, load_state_dict, adapt_input_conv
 from safetensors import safe_open
 from safetensors.torch import save_file
 from .core import atomic_path, write_json, default_device, amp_dtype
@@ -75,17 +75,26 @@ def _weight_shapes(path:Path)->dict:
     "Tensor name -> shape in a weights file (read from the header for safetensors)."
     if path.suffix == '.safetensors':
         with safe_open(str(path), framework='pt') as f: return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    return {k: tuple(v.shape) for k, v in load_state_dict(str(path)).items()}
+    return {k: tuple(v.shape) for k, v in load_state_dict(str(path), weights_only=True).items()}
 
 def _first(names): return names[0] if isinstance(names, (list, tuple)) else names
 
-def _file_overlay(shapes:dict, path:Path, cfg)->dict:
-    "The pretrained-cfg entries that describe a weights file: its path, head size and input channels."
-    overlay, head, first_conv = dict(file=str(path)), _first(cfg.classifier), _first(cfg.first_conv)
-    if head and f'{head}.weight' in shapes: overlay['num_classes'] = shapes[f'{head}.weight'][0]
-    if first_conv and len(shapes.get(f'{first_conv}.weight', ())) == 4:
-        overlay['input_size'] = (shapes[f'{first_conv}.weight'][1], *cfg.input_size[1:])
-    return overlay
+def _load_weights_file(model:nn.Module, path:Path, in_chans:int):
+    "Load a timm state dict from `path` into the built `model`, adapting it as timm's pretrained loading would."
+    state = load_state_dict(str(path), weights_only=True)  # safetensors, or a torch file of tensors only
+    filter_fn = getattr(sys.modules[type(model).__module__], 'checkpoint_filter_fn', None)
+    if filter_fn is not None: state = filter_fn(state, model)  # e.g. a ViT's position embedding, resampled
+    first_conv = _first(model.pretrained_cfg.get('first_conv'))
+    conv = state.get(f'{first_conv}.weight') if first_conv else None
+    if conv is not None and conv.ndim == 4 and conv.shape[1] != in_chans:
+        state[f'{first_conv}.weight'] = adapt_input_conv(in_chans, conv)
+    head, fresh = _first(model.pretrained_cfg.get('classifier')), []
+    if head and f'{head}.weight' in state and state[f'{head}.weight'].shape[0] != model.num_classes:
+        fresh = [k for k in (f'{head}.weight', f'{head}.bias') if state.pop(k, None) is not None]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - set(fresh):  # `_check_file_fits` has named mismatched keys already
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(model).__name__}:\n\t"
+                           f"missing {sorted(set(missing) - set(fresh))[:3]}, unexpected {sorted(unexpected)[:3]}")
 
 def _check_file_fits(model:nn.Module, shapes:dict, path:Path, name:str):
     "timm loads non-strictly when it replaces the head, so check that the file holds this model's tensors."
@@ -164,26 +173,19 @@ def create_model(family:str, # 'cnn' or 'vit'
     if patch_size is not None: args['patch_size'] = patch_size
     args.update(timm_kwargs)
     overlay = dict(args.pop('pretrained_cfg_overlay', None) or {})
-    if weights_file:
-        shapes = _weight_shapes(weights_file)
-        overlay = _file_overlay(shapes, weights_file, cfg) | overlay
+    if weights_file: overlay = dict(file=str(weights_file)) | overlay  # provenance only: kd_nb loads the file itself
     settings = dict(stem=stem, img_size=img_size, patch_size=patch_size, in_chans=in_chans)
-    load_in_timm = source != 'scratch' and stem != 'cifar'  # the CIFAR stem must exist before its weights load
-    try: model = timm.create_model(name, pretrained=load_in_timm, pretrained_cfg_overlay=overlay or None, **args)
+    try: model = timm.create_model(name, pretrained=source == 'imagenet', pretrained_cfg_overlay=overlay or None, **args)
     except OSError as e:  # hub and url downloads fail as OSError subclasses (HfHubHTTPError, URLError, ...)
         if source == 'imagenet': raise _hub_error(name, e) from e
         raise
-    except RuntimeError as e:
-        if source == 'file' and 'loading state_dict' in str(e): raise _misfit_error(weights_file, name, settings, e) from e
-        raise
-    if stem == 'cifar':
-        _use_cifar_stem(model, name)
-        if weights_file:
-            try: load_pretrained(model, num_classes=num_classes, in_chans=in_chans)  # timm's loader, as above
-            except RuntimeError as e:
-                if 'loading state_dict' in str(e): raise _misfit_error(weights_file, name, settings, e) from e
-                raise
-    if weights_file: _check_file_fits(model, shapes, weights_file, name)
+    if stem == 'cifar': _use_cifar_stem(model, name)  # before the weights: an exported CIFAR-stem model has its conv
+    if weights_file:
+        _check_file_fits(model, _weight_shapes(weights_file), weights_file, name)
+        try: _load_weights_file(model, weights_file, in_chans)
+        except RuntimeError as e:
+            if 'loading state_dict' in str(e): raise _misfit_error(weights_file, name, settings, e) from e
+            raise
     if grad_checkpointing: model.set_grad_checkpointing(True)
     if channels_last and family == 'cnn': model = model.to(memory_format=torch.channels_last)
     model.kd_config = dict(family=family, stage=stage, arch=name, num_classes=num_classes,
@@ -433,7 +435,7 @@ def model_stats(model:nn.Module, # any model
                 batch_sizes:tuple[int, ...]=(1, 64), # batch sizes to time; () skips timing
                 warmup:int=3, # untimed passes first
                 repeats:int=10, # timed passes (the median is reported)
-                amp:str|bool='off', # autocast while timing, as in `amp_dtype` ('auto', 'bf16', 'fp16', 'off')
+                amp:str|bool='off', # autocast while timing, as in `amp_dtype` ('auto', 'gpu', 'bf16', 'fp16', 'off')
                )->dict: # params, trainable_params, flops, and latency_ms_bs{n}, img_per_s_bs{n} per batch size
     "Parameters, forward FLOPs per image and latency of `model` on a device."
     input_size = tuple(input_size or model_input_config(model)['input_size'])
