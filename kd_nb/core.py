@@ -12,7 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['AMP_CHOICES', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
-           'atomic_path', 'write_json', 'as_device', 'default_device', 'to_device', 'cpu_has_bf16', 'amp_dtype',
+           'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'FolderLockedError', 'lock_folder',
+           'unlock_folder', 'as_device', 'default_device', 'to_device', 'cpu_has_bf16', 'amp_dtype',
            'needs_grad_scaler', 'seed_everything', 'is_main_process', 'free_memory', 'git_info', 'hardware_info',
            'run_metadata']
 
@@ -91,6 +92,64 @@ def write_json(obj, # anything `json.dumps` takes (numpy scalars and paths are c
         raise TypeError(f'{type(o).__name__} is not JSON serializable')
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, default=_default) + '\n', encoding='utf-8')
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #6af00cf2
+def pid_alive(pid:int # a process id on this machine
+             )->bool: # whether a process with that id exists
+    "Whether process `pid` is running (or exists under another user)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def remove_stale_partials(folder:Path|str, # where `atomic_path` wrote
+                         )->list[Path]: # the files removed
+    "Remove the temporary files `atomic_path` left in `folder` when its writer died."
+    removed = []
+    for tmp in Path(folder).glob('.*.partial-*'):
+        pid = tmp.name.rsplit('.partial-', 1)[-1].split('.')[0]
+        if tmp.is_file() and pid.isdigit() and not pid_alive(int(pid)): tmp.unlink(missing_ok=True); removed.append(tmp)
+    return removed
+
+# %% ../nbs/00_core.ipynb #a70ef921
+class FolderLockedError(RuntimeError):
+    "Another process holds the folder's lock."
+
+_HELD_LOCKS:dict = {}  # lock file -> the open file that holds this process's lock on it
+
+def _lock_file(folder:Path)->Path: return folder.parent/f'.{folder.name}.lock'
+
+def lock_folder(folder:Path|str, # the folder to own, e.g. a run folder (it need not exist yet)
+                what:str='this run', # how the error names what is locked
+               )->Path: # the lock file
+    "Take this process's exclusive lock on `folder`, or fail at once naming the process that holds it."
+    import fcntl
+    folder = Path(folder).expanduser().resolve()
+    path = _lock_file(folder)
+    if str(path) in _HELD_LOCKS: return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, 'a+', encoding='utf-8')
+    try: fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0); holder = handle.read().strip() or 'another process'
+        handle.close()
+        raise FolderLockedError(f"{folder} is in use by {holder}, which is training {what}. Two processes in one run "
+                                "folder would mix their logs and checkpoints: wait for it to finish, or stop it (its lock "
+                                "goes with it), then run again.") from None
+    handle.seek(0); handle.truncate()
+    handle.write(f"host {socket.gethostname()}, pid {os.getpid()}, since {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+    handle.flush()
+    _HELD_LOCKS[str(path)] = handle
+    return path
+
+def unlock_folder(folder:Path|str # a folder locked by `lock_folder` in this process
+                 ):
+    "Release this process's lock on `folder` (nothing happens if it holds none)."
+    import fcntl
+    handle = _HELD_LOCKS.pop(str(_lock_file(Path(folder).expanduser().resolve())), None)
+    if handle is None: return
+    handle.seek(0); handle.truncate(); handle.flush()
+    fcntl.flock(handle, fcntl.LOCK_UN); handle.close()
 
 # %% ../nbs/00_core.ipynb #9684bdd8
 def as_device(device:str|torch.device, # 'cuda', 'cuda:1', 'mps', 'cpu', a `torch.device`, ...

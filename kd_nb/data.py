@@ -12,14 +12,14 @@ from typing import Callable, Iterator, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import data_root, write_json, default_device, to_device
+from .core import data_root, write_json, default_device, to_device, pid_alive
 
 # %% auto #0
 __all__ = ['SPLITS', 'TASKS', 'MEDMNIST_SIZES', 'CIFAR10_LABELS', 'FORMAT_VERSION', 'VERIFY_CHECKS', 'DataError',
            'normalise_task', 'medmnist_flags', 'medmnist_name', 'dataset_names', 'DatasetInfo', 'prepared_names',
            'dataset_info', 'read_cifar10', 'synthetic_npz', 'counter_hash', 'carve_val', 'val_size', 'prepare',
            'Failure', 'VerifyReport', 'verify', 'prepare_command', 'PreparedDataset', 'load_dataset', 'ensure_prepared',
-           'DeviceLoader', 'Loaders', 'make_loaders', 'main']
+           'check_integrity', 'DeviceLoader', 'Loaders', 'make_loaders', 'main']
 
 # %% ../nbs/01_data.ipynb #12c31011
 SPLITS = ('train', 'val', 'test')
@@ -467,19 +467,13 @@ def _shared_counts(digests:dict)->dict:
     sets = {s: set(d) for s, d in digests.items()}
     return {f'{a}/{b}': len(sets[a] & sets[b]) for a, b in (('train', 'val'), ('train', 'test'), ('val', 'test'))}
 
-def _pid_alive(pid:int)->bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
 @contextlib.contextmanager
 def _staging(final:Path):
     "A hidden folder to write into, swapped in for `final` only if the block succeeds."
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f'.{final.name}.partial-*'):
         pid = stale.name.rsplit('-', 1)[-1]
-        if not pid.isdigit() or not _pid_alive(int(pid)): shutil.rmtree(stale, ignore_errors=True)
+        if not pid.isdigit() or not pid_alive(int(pid)): shutil.rmtree(stale, ignore_errors=True)
     staging = final.with_name(f'.{final.name}.partial-{os.getpid()}')
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -495,14 +489,25 @@ def _staging(final:Path):
     finally: shutil.rmtree(staging, ignore_errors=True)
 
 # %% ../nbs/01_data.ipynb #9555b8a8
+def _whole_labels(labels:np.ndarray, where:str)->np.ndarray:
+    "Labels as int64, refusing NaN and fractional values instead of truncating them."
+    labels = np.asarray(labels)
+    if labels.dtype.kind == 'f':
+        if not np.isfinite(labels).all():
+            raise DataError(f'{where}: {int((~np.isfinite(labels)).sum())} label(s) are NaN or infinite; every image needs a class index.')
+        fractional = labels[labels != np.round(labels)]
+        if len(fractional): raise DataError(f'{where}: labels must be whole class indices; found {fractional[:3].tolist()}.')
+    elif labels.dtype.kind not in 'iub': raise DataError(f'{where}: labels of type {labels.dtype} are not class indices.')
+    return labels.astype(np.int64)
+
 def _labels_for(task:str, labels:np.ndarray, n_classes:int, where:str)->np.ndarray:
-    labels = np.asarray(labels).reshape(len(labels), -1)
+    labels = _whole_labels(np.asarray(labels).reshape(len(labels), -1), where)
     if task == 'multi-label':
         if labels.shape[1] != n_classes: raise DataError(f'{where}: {labels.shape[1]} labels per image, expected {n_classes}.')
         if not np.isin(labels, (0, 1)).all(): raise DataError(f'{where}: multi-label labels must be 0 or 1.')
         return labels.astype(np.float32)
     if labels.shape[1] != 1: raise DataError(f'{where}: {labels.shape[1]} labels per image, expected one.')
-    labels = labels[:, 0].astype(np.int64)
+    labels = labels[:, 0]
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise DataError(f'{where}: labels span {labels.min()}..{labels.max()}, expected 0..{n_classes - 1}.')
     return labels
@@ -523,6 +528,12 @@ def _write_prepared(final:Path, splits:dict, *, name, kind, task, label_names, s
             out = _write_split(folder, s, splits[s], labels[s])
             digests[s] = out['digests']
             if s == 'train': hist = out['hist']
+        train_hist = _class_histogram(task, labels['train'], len(label_names))
+        if task != 'multi-label' and 0 in train_hist:
+            empty = [str(label_names[i]) for i, n in enumerate(train_hist) if n == 0]
+            raise DataError(f"{source['path']}: class(es) {', '.join(empty)} of {len(label_names)} have no training images. "
+                            f"Labels should run from 0 to {len(label_names) - 1} with every class present (a label beyond "
+                            "the classes adds empty ones), and a class folder needs images.")
         mean, std = _mean_std(hist)
         files = {}
         for s in SPLITS:
@@ -611,7 +622,7 @@ def _prepare_npz_like(final, name, kind, source, downloaded, seed, info=None, la
         width = splits['train'].labels.shape[1]
         if width > 1: task = 'multi-label'
         else:
-            top = max(int(splits[s].labels.max()) for s in SPLITS if splits[s].n)
+            top = max(int(_whole_labels(splits[s].labels, f'{source} ({s})').max()) for s in SPLITS if splits[s].n)
             label_names = label_names or [str(i) for i in range(top + 1)]
             task = 'binary-class' if len(label_names) == 2 else 'multi-class'
         label_names = label_names or [str(i) for i in range(width)]
@@ -876,11 +887,42 @@ def ensure_prepared(name:str, # a dataset name
                     source:Path|str|None=None, # a local copy to prepare from if needed
                     verbose:bool=True, # print what happens
                    )->Path: # the prepared folder
-    "Prepare `name` unless a valid prepared folder (quick verify) already exists."
+    "Prepare `name` unless a valid prepared folder (quick verify) already exists; check a prepared one's integrity."
     root = Path(root or data_root()).expanduser()
-    if (root/name).is_dir() and verify([name], root, quick=True).ok: return root/name
+    if (root/name).is_dir() and verify([name], root, quick=True).ok:
+        check_integrity(name, root)
+        return root/name
     if verbose and (root/name).exists(): print(f'{name}: the prepared folder is incomplete; preparing it again.')
     return prepare(name, root, source, verbose=verbose)
+
+def check_integrity(name:str, # a prepared dataset
+                    root:Path|str|None=None, # the data root; default `data_root()`
+                    checksum_limit:int=4 << 30, # files up to this many bytes in all are checksummed; larger sets are sampled
+                   )->Path: # the prepared folder, when it passes
+    "What a stage checks before it trains: labels in range with the recorded class counts, the files' checksums, images not blank."
+    root = Path(root or data_root()).expanduser()
+    folder, problems = root/name, []
+    meta = json.loads((folder/'metadata.json').read_text())
+    for s in SPLITS:
+        labels = np.load(folder/f'{s}_labels.npy')
+        if meta['task'] == 'multi-label': in_range = np.isin(labels, (0, 1)).all()
+        else: in_range = not len(labels) or (labels.min() >= 0 and labels.max() < meta['num_classes'])
+        if not in_range: problems.append(f"{s}_labels.npy: labels outside the {meta['num_classes']} classes")
+        elif _class_histogram(meta['task'], labels, meta['num_classes']) != meta['class_histogram'][s]:
+            problems.append(f"{s}_labels.npy: class counts differ from metadata.json's")
+    files = sorted(meta['files'])
+    if sum(meta['files'][f]['bytes'] for f in files) > checksum_limit:  # a fast equivalent: labels in full, images sampled
+        files = [f for f in files if f.endswith('_labels.npy')]
+        for s in SPLITS:
+            images = np.load(folder/f'{s}_images.npy', mmap_mode='r')
+            rows = images[np.linspace(0, len(images) - 1, min(len(images), 256)).astype(int)]
+            if len(rows) and rows.min() == rows.max(): problems.append(f'{s}_images.npy: every sampled pixel is {rows.min()}')
+    problems += [f'{f}: SHA-256 differs from metadata.json (changed after prepare)' for f in files
+                 if _sha256(folder/f) != meta['files'][f]['sha256']]
+    if problems:
+        raise DataError(f"The prepared {name!r} in {root} failed its integrity check: {'; '.join(problems)}. "
+                        f"`kd_prepare --verify {name}` reports every check; prepare it again: {prepare_command(name)}.")
+    return folder
 
 # %% ../nbs/01_data.ipynb #eb271ebf
 def _storage_refs(t:torch.Tensor)->int|None:

@@ -15,7 +15,7 @@ import yaml
 from timm.models import get_pretrained_cfg
 
 from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
-                        atomic_path, git_info, is_main_process)
+                        atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials)
 from .data import dataset_info, ensure_prepared, load_dataset, make_loaders, DataError
 from .models import (FAMILIES, STAGES, arch_name, create_model, load_exported, model_input_config, model_stats,
                           WeightsUnavailableError)
@@ -25,13 +25,13 @@ from .learner import Learner, make_learner, unwrap
 from .viz import LiveDashboard, plot_confusion, save_figure
 
 # %% auto #0
-__all__ = ['CHAIN', 'BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'CLEAN_SH', 'RESULT_FILES',
-           'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'stage_config', 'weights_file', 'variant',
-           'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'stage_data',
-           'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher', 'save_config', 'load_config',
-           'config_changes', 'prepare_run_dir', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script',
-           'git_commit_results', 'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage',
-           'run_stage']
+__all__ = ['CHAIN', 'BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH',
+           'RESULT_FILES', 'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'check_params',
+           'stage_config', 'weights_file', 'variant', 'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir',
+           'StageData', 'input_norm', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
+           'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
+           'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
+           'stage_figures', 'results_message', 'finish_stage', 'run_stage']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 CHAIN = ('teacher', 'assistant', 'student')
@@ -137,13 +137,79 @@ def _resolve_epochs(cfg:StageConfig, epochs:int):
     "Set the epochs and what follows from them: a warm-up of a tenth of training unless one is given."
     cfg.epochs = epochs
     if cfg.warmup_epochs is None: cfg.warmup_epochs = round(0.1 * epochs, 3)
+    if cfg.warmup_epochs >= epochs:
+        raise ValueError(f"warmup_epochs={cfg.warmup_epochs} must be less than epochs={epochs}: the warm-up is the start of training.")
+
+def _integer(v):
+    if isinstance(v, np.integer): v = int(v)
+    if isinstance(v, str): v = float(v)  # '3', '3.0', '1e3'
+    if isinstance(v, float):
+        if not v.is_integer(): raise ValueError
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int): raise ValueError
+    return v
+
+def _number(v):
+    if isinstance(v, bool): raise ValueError
+    v = float(v)  # parses '1e-3', which YAML 1.1 and papermill's -p leave as a string
+    if not math.isfinite(v): raise ValueError
+    return v
+
+def _boolean(v):
+    if isinstance(v, bool): return v
+    if isinstance(v, str) and v.strip().lower() in ('true', 'false', 'yes', 'no', '1', '0'): return v.strip().lower() in ('true', 'yes', '1')
+    if isinstance(v, int) and v in (0, 1): return bool(v)
+    raise ValueError
+
+def _sizes(v):
+    if isinstance(v, str): v = yaml.safe_load(v)
+    if not isinstance(v, (list, tuple)): raise ValueError
+    v = [_integer(x) for x in v]
+    if not all(x >= 1 for x in v): raise ValueError
+    return v
+
+# field -> (parser, the allowed values in words, a check of the parsed value)
+PARAM_RULES = dict(
+    epochs=(_integer, 'an integer >= 1', lambda v: v >= 1),
+    train_samples=(_integer, 'an integer >= 1', lambda v: v >= 1),
+    batch_size=(_integer, 'an integer >= 1', lambda v: v >= 1),
+    lr=(_number, 'a number > 0', lambda v: v > 0),
+    weight_decay=(_number, 'a number >= 0', lambda v: v >= 0),
+    warmup_epochs=(_number, 'a number >= 0 (and less than epochs)', lambda v: v >= 0),
+    img_size=(_integer, 'an integer >= 8', lambda v: v >= 8),
+    kd_alpha=(_number, 'a number from 0 to 1 (the weight of the distillation term)', lambda v: 0 <= v <= 1),
+    kd_temperature=(_number, 'a number > 0 (4 is usual)', lambda v: v > 0),
+    teacher_cache=(_integer, 'an integer >= 0 (0: no cache)', lambda v: v >= 0),
+    patch_size=(_integer, 'an integer >= 1', lambda v: v >= 1),
+    grad_accum=(_integer, 'an integer >= 1', lambda v: v >= 1),
+    clip_grad=(_number, 'a number > 0, or None for no clipping', lambda v: v > 0),
+    seed=(_integer, 'an integer from 0 to 2**32 - 1', lambda v: 0 <= v < 2**32),
+    latency_batches=(_sizes, 'a list of integers >= 1, e.g. [1, 64]', lambda v: True),
+    **{name: (_boolean, 'true or false', lambda v: True)
+       for name in ('compile', 'grad_checkpointing', 'deterministic', 'live', 'resume', 'overwrite', 'git_commit', 'git_push')})
+
+def check_params(params:dict, # stage parameters as given: from papermill's -p, a YAML preset, the command line or Python
+                )->dict: # the same parameters, typed: '1e-3' -> 0.001, 'true' -> True
+    "Parse and range-check stage parameters; one error lists every bad value with what is allowed."
+    typed, problems = dict(params), []
+    for name, value in params.items():
+        if name not in PARAM_RULES or value is None: continue
+        parse, allowed, ok = PARAM_RULES[name]
+        try: parsed = parse(value)
+        except (TypeError, ValueError): parsed = None
+        if parsed is None or not ok(parsed): problems.append(f"{name}={value!r} should be {allowed}")
+        else: typed[name] = parsed
+    if isinstance(typed.get('pretrained'), str) and typed['pretrained'].strip().lower() in ('true', 'false', 'none'):
+        typed['pretrained'] = {'true': True, 'false': False, 'none': None}[typed['pretrained'].strip().lower()]
+    if problems: raise ValueError('Bad stage parameter(s): ' + '; '.join(problems) + '.')
+    return typed
 
 def stage_config(**params, # any `StageConfig` fields; None means "from the preset, else derived"
                 )->StageConfig:
     "Validate a stage's parameters and fill in the rest from its preset and the dataset."
     unknown = set(params) - set(STAGE_PARAMS)
     if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(sorted(unknown))}; a stage takes {', '.join(STAGE_PARAMS)}.")
-    params = {k: v for k, v in params.items() if v is not None}
+    params = check_params({k: v for k, v in params.items() if v is not None})
     preset = params.get('preset', 'full')
     _choose('preset', preset, tuple(PRESETS))
     cfg = StageConfig(**(PRESETS[preset] | params))
@@ -269,6 +335,7 @@ def stage_data(cfg:StageConfig, # a resolved configuration
 
 def stage_model(cfg:StageConfig, data:StageData)->nn.Module: # the model this stage trains
     "Build the stage's model: its family member, pretrained (from the hub or a local file) or from scratch, sized for the input."
+    seed_everything(cfg.seed, cfg.deterministic)  # the initial weights are the seed's too
     weights = 'imagenet' if cfg.pretrained is True else (cfg.pretrained or None)
     try:
         return create_model(cfg.arch, RUN_PLAN[cfg.stage][0], data.ds.num_classes, pretrained=weights, img_size=cfg.img_size,
@@ -347,8 +414,18 @@ def config_changes(old:StageConfig, # e.g. an interrupted run's `load_config`
     a, b = asdict(old), asdict(new)
     return {k: (a[k], b[k]) for k in a if k not in _NOT_TRAINING and a[k] != b[k]}
 
+def lock_run(cfg:StageConfig)->Path|None: # the lock file; None off the main process
+    "Make this process the only one training this run: a second process fails at once, naming the first."
+    if not is_main_process(): return None
+    return lock_folder(run_dir(cfg), f"{cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}")
+
+def unlock_run(cfg:StageConfig): # release the run's lock (when the stage is finished)
+    "Release this process's lock on the run."
+    unlock_folder(run_dir(cfg))
+
 def prepare_run_dir(cfg:StageConfig)->Path: # the run folder, ready to train into
     "Create (or reuse) the stage's run folder: a finished run is kept unless `cfg.overwrite`, an interrupted one resumed."
+    lock_run(cfg)  # before anything in the folder is read or written
     folder, status = run_dir(cfg), run_status(run_dir(cfg))
     if status == 'finished' and not cfg.overwrite:
         raise FileExistsError(f"{folder} already holds a finished {cfg.stage} run (summary.json). Pass overwrite=True "
@@ -362,6 +439,7 @@ def prepare_run_dir(cfg:StageConfig)->Path: # the run folder, ready to train int
     if cfg.overwrite and status != 'new': shutil.rmtree(folder)
     if cfg.resume is None: cfg.resume = status == 'interrupted' and not cfg.overwrite
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(folder/'checkpoints')  # left by a process killed while writing a checkpoint
     save_config(cfg, folder)
     return folder
 
@@ -417,7 +495,13 @@ CLEAN_SH = r'''#!/usr/bin/env bash
 # GPU memory is not a file: it belongs to the process that allocated it and is freed when that process ends, or,
 # inside a notebook, by deleting the model and calling kd_nb.core.free_memory(). No script can free it.
 set -euo pipefail
-cd "$(dirname "$0")"
+# the run folder is where this file really is: called through a symbolic link elsewhere, follow the link
+script="$0"
+while [ -L "$script" ]; do
+  dir=$(cd "$(dirname "$script")" && pwd -P); script=$(readlink "$script")
+  case "$script" in /*) ;; *) script="$dir/$script" ;; esac
+done
+cd "$(dirname "$script")"
 if [ ! -f summary.json ]; then
   echo "clean.sh: $(pwd) holds no finished run (no summary.json); its checkpoints are what resuming needs. Nothing removed." >&2
   exit 1
@@ -437,6 +521,12 @@ for target in "${targets[@]}"; do
   freed=$((freed + kib))
   echo "removed $target ($kib KiB)"
 done
+# temporary files of checkpoint writes that were killed mid-way: a finished run has no writer left
+for partial in checkpoints/.*.partial-*; do
+  [ -f "$partial" ] && [ ! -L "$partial" ] || continue
+  kib=$(du -sk -- "$partial" | cut -f1); rm -f -- "$partial"; freed=$((freed + kib))
+  echo "removed $partial ($kib KiB)"
+done
 echo "freed $freed KiB in $(pwd)"
 '''
 
@@ -449,7 +539,7 @@ def write_clean_script(folder:Path|str)->Path: # the executable clean.sh
 # %% ../nbs/07_experiment.ipynb #1728a4a9
 RESULT_FILES = ('config.yaml', 'metrics.csv', 'summary.json', 'run.json', 'stage.ipynb')
 
-def _redact(text:str)->str: return re.sub(r'(\w+://)[^/\s@]+@', r'\1***@', text)
+def _redact(text:str)->str: return re.sub(r'(\w+://)[^\s@]+@', r'\1***@', text)  # up to the last @: a password may contain a slash
 
 def _git(folder, *args):
     out = subprocess.run(['git', *args], cwd=folder, capture_output=True, text=True, timeout=120,
@@ -531,6 +621,7 @@ def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
               f"{cfg.monitor} {summary['val'][cfg.monitor.removeprefix('val_')]:.4f}, test acc {t['acc']:.4f}, "
               f"f1 {t['f1']:.4f}, auc {t['auc']:.4f} -> {folder}")
     if cfg.git_commit: summary['git_result'] = git_commit_results(folder, results_message(cfg, summary), push=cfg.git_push)
+    unlock_run(cfg)
     return summary
 
 def run_stage(quiet:bool=True, # no progress bars
@@ -543,13 +634,16 @@ def run_stage(quiet:bool=True, # no progress bars
     def lap(step): # seconds since the previous step ended: where a stage's time outside its epochs goes
         now = time.perf_counter(); timings[step] = now - clock[0]; clock[0] = now
     cfg = stage_config(**params)
-    data = stage_data(cfg, device=device, verbose=not quiet); lap('data')
-    model = stage_model(cfg, data)
-    teacher, adapter, teacher_folder = stage_teacher(cfg, data, verbose=not quiet)
-    if teacher is not None and not quiet: check_teacher(teacher, data, data.ds.task, adapter, device=device)
-    lap('models')
-    learn = stage_learner(cfg, data, model, teacher, adapter, cbs=[stage_dashboard(cfg, data), *cbs], quiet=quiet, device=device)
-    learn.fit(cfg.epochs); lap('fit')  # the epochs, plus the fit's start and end (checkpoints, final figures, export)
-    test = evaluate_test(learn, verbose=not quiet); lap('test')
-    stage_figures(cfg, data, test); lap('figures')
-    return finish_stage(cfg, learn, data, test, teacher_folder, verbose=not quiet, timings=timings)
+    lock_run(cfg)  # first: a twin of this run fails before it loads anything
+    try:
+        data = stage_data(cfg, device=device, verbose=not quiet); lap('data')
+        model = stage_model(cfg, data)
+        teacher, adapter, teacher_folder = stage_teacher(cfg, data, verbose=not quiet)
+        if teacher is not None and not quiet: check_teacher(teacher, data, data.ds.task, adapter, device=device)
+        lap('models')
+        learn = stage_learner(cfg, data, model, teacher, adapter, cbs=[stage_dashboard(cfg, data), *cbs], quiet=quiet, device=device)
+        learn.fit(cfg.epochs); lap('fit')  # the epochs, plus the fit's start and end (checkpoints, final figures, export)
+        test = evaluate_test(learn, verbose=not quiet); lap('test')
+        stage_figures(cfg, data, test); lap('figures')
+        return finish_stage(cfg, learn, data, test, teacher_folder, verbose=not quiet, timings=timings)
+    finally: unlock_run(cfg)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #1bd5a1a2
 from __future__ import annotations
-import contextlib, math, os, random, resource, shutil, sys, threading, time
+import contextlib, math, os, pickle, random, resource, shutil, sys, threading, time
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -262,7 +262,10 @@ class Recorder(Callback):
         total, ce, kd = (self.sums / self.count).tolist()
         scores = scores_from_logits(torch.cat(self.preds), self.task)
         res = {'loss': total, 'ce': ce, 'kd': kd} if split == 'train' else {'loss': total}
-        res |= classification_metrics(torch.cat(self.targets).cpu().numpy(), scores, self.task)
+        self.finite = bool(np.isfinite(scores).all()) and math.isfinite(total)
+        metrics = classification_metrics(torch.cat(self.targets).cpu().numpy(), np.nan_to_num(scores), self.task)
+        # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
+        res |= metrics if self.finite else {k: float('nan') for k in metrics}
         self.last_scores, self.last_targets = scores, torch.cat(self.targets).cpu().numpy()
         self.preds, self.targets = [], []
         return {f'{split}_{k}': v for k, v in res.items()}
@@ -456,6 +459,15 @@ class StopOnNaN(Callback):
         self.first_bad = torch.where(bad & (self.first_bad < 0), self.iter, self.first_bad)
         if (self.iter + 1) % self.every == 0: self._check(wait=False)
     def after_train(self): self._check(wait=True)
+    def after_validate(self):
+        if getattr(self.recorder, 'finite', True): return
+        raise FloatingPointError(f'The model\'s outputs on the {self.split} split became NaN or Inf at epoch {self.epoch}: '
+                                 f'training diverged.{self._last_good()} Try a lower learning rate, gradient clipping, or amp="off".')
+
+    def _last_good(self)->str:
+        ckpt = getattr(self.learn, 'save_checkpoint', None)
+        if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
+        return f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
 
     def _first_bad_step(self, wait:bool)->int:
         "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
@@ -472,10 +484,7 @@ class StopOnNaN(Callback):
     def _check(self, wait:bool):
         step = self._first_bad_step(wait)
         if step < 0: return
-        ckpt = getattr(self.learn, 'save_checkpoint', None)
-        if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
-        where = f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
-        raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {step}.{where} '
+        raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {step}.{self._last_good()} '
                                  'Try a lower learning rate, gradient clipping, or amp="off".')
 
 # %% ../nbs/05_learner.ipynb #d0695519
@@ -541,7 +550,16 @@ def load_checkpoint(path:Path|str # a `.pt` file written by `SaveCheckpoint`
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'No checkpoint at {path}.')
     try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise RuntimeError(f'{path} is not a readable kd_nb checkpoint ({e}).') from e
+    except Exception as e:
+        if 'Weights only load failed' in str(e) or isinstance(e, pickle.UnpicklingError) and 'weights_only' in str(e):
+            # torch's message goes on to suggest weights_only=False, which would run the file's code: not passed on
+            raise RuntimeError(f'{path} holds Python objects besides tensors and plain values, which could run code when '
+                               'loaded; kd_nb loads no such file. kd_nb writes only tensors and plain values: this file '
+                               'was not written by it, or was changed.') from None
+        where = (f' Resume from the best epoch instead: copy {path.with_name("best.pt")} over it; or start the run again '
+                 'with overwrite=True (-p overwrite True).' if path.name == 'last.pt' and path.with_name('best.pt').exists()
+                 else ' Start the run again with overwrite=True (-p overwrite True).')
+        raise RuntimeError(f'{path} is not a readable kd_nb checkpoint: it was cut short or damaged ({e}).{where}') from e
 
 class SaveCheckpoint(Callback):
     "Save `last.pt` every epoch and `best.pt` on improvement; resume from `last.pt`; end with the best weights."

@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 import kd_nb
 from . import core
+from .core import FolderLockedError
 from .data import ensure_prepared, DataError
 from .experiment import (CHAIN, BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, run_dir,
-                              run_status, git_commit_results, results_message)
+                              run_status, git_commit_results, results_message, lock_run, unlock_run)
 
 # %% auto #0
 __all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook', 'run_pipeline',
@@ -69,17 +70,21 @@ def run_stage_notebook(cfg:StageConfig, # the run's configuration, resolved (for
     import papermill as pm
     folder = run_dir(cfg)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    partial, final = folder.parent/f'.{cfg.stage}.stage.ipynb', folder/'stage.ipynb'
+    lock_run(cfg); unlock_run(cfg)  # another process training this run: fail now, not after a kernel has started
+    partial, final = folder.parent/f'.{cfg.stage}.stage-{os.getpid()}.ipynb', folder/'stage.ipynb'
     notebook = Path(notebook or stage_notebook())
+    locked_out = False
     try:
         pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=stage_kernel(kernel), cwd=str(notebook.parent),
                             progress_bar=False, stdout_file=sys.stdout if log_output else None,
                             stderr_file=sys.stderr if log_output else None)
     except pm.PapermillExecutionError as e:
-        raise PipelineError(f"Stage {cfg.stage} failed: {e.ename}: {e.evalue}\nThe executed notebook, with the error, "
-                            f"is {final}.") from None
+        locked_out = e.ename == 'FolderLockedError'  # the run belongs to another process: leave its folder alone
+        where = '' if locked_out else f"\nThe executed notebook, with the error, is {final}."
+        raise PipelineError(f"Stage {cfg.stage} failed: {e.ename}: {e.evalue}{where}") from None
     finally:
-        if partial.exists():
+        if partial.exists() and locked_out: partial.unlink()
+        elif partial.exists():
             folder.mkdir(parents=True, exist_ok=True)
             os.replace(partial, final)
     return final
@@ -159,7 +164,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     try:
         done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.source, params,
                             args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet)
-    except (PipelineError, DataError, ValueError, FileNotFoundError) as e:
+    except (PipelineError, DataError, ValueError, FileNotFoundError, FolderLockedError) as e:
         print(f'kd_pipeline: {e}', file=sys.stderr)
         return 1
     if done['report']: print(f"The report: {done['report']}")
