@@ -138,7 +138,7 @@ def cuda_cells(notebooks):
 
 
 def benchmarks(device, tiny, root):
-    "The GPU figures: memory, loop, kd, amp, viz, loader, peer (32 and 224 px)."
+    "The GPU figures: memory, loop, kd, amp, viz, progress, loader, peer (32 and 224 px)."
     from kd_nb.bench import run_benchmark
     d = str(device)
     plans = [('memory', dict(device=d)),
@@ -146,6 +146,7 @@ def benchmarks(device, tiny, root):
              ('kd', dict(device=d, batch_size=128)),
              ('amp', dict(device=d, batch_size=64, models='cnn_student,vit_student,cnn_teacher')),
              ('viz', dict(device=d, batch_size=128, epochs=3)),
+             ('progress', dict(device=d, batch_size=128, epochs=3)),
              ('loader', dict(device=d)),
              ('peer', dict(device=d, img_size=32, epochs=30)),
              ('peer', dict(device=d, img_size=224, epochs=3, batch_size=64))]
@@ -154,6 +155,7 @@ def benchmarks(device, tiny, root):
                      kd=dict(device=d, views=2, repeats=1, img_size=16, n_train=256),
                      amp=dict(device=d, img_size=32, batch_size=4, min_seconds=0.05, models='cnn_student'),
                      viz=dict(device=d, img_size=16, epochs=1, repeats=1, n_train=256),
+                     progress=dict(device=d, img_size=16, epochs=1, repeats=1, n_train=256),
                      loader=dict(device=d, batch_size=4, batches=2, img_size=32, workers=0, min_seconds=0),
                      peer=dict(device=d, img_size=16, epochs=1, workers=0, batch_size=32, dataset=tiny, data_root=str(root/'data')))
         plans = [(name, small[name]) for name, _ in plans[:-1]]

@@ -12,8 +12,8 @@ from .core import shared_data, default_device
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
-           'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'peer_benchmark', 'step_peak_memory',
-           'memory_benchmark']
+           'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark',
+           'step_peak_memory', 'memory_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -363,6 +363,36 @@ def viz_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn') or
                 plain_epochs_s=plain, dashboard_epochs_s=dash, plain_fit_s=min(fits['plain']), dashboard_fit_s=min(fits['dashboard']),
                 plain_runs_epochs_s=epoch_times['plain'], dashboard_runs_epochs_s=epoch_times['dashboard'],
                 model=init.kd_config['arch'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
+
+# %% ../nbs/90_bench.ipynb #6a6dcddf
+@benchmark('progress')
+def progress_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn') or ViT-Tiny ('vit')
+                       img_size:int=32, # input size
+                       batch_size:int=64, # training batch size
+                       epochs:int=2, # epochs per fit
+                       repeats:int=3, # fits of each kind, alternating; the fastest counts
+                       lr:float=1e-3, # peak learning rate
+                       device:str='cpu', # where to train
+                       data:str='auto', # 'auto': the shared CIFAR-10 copy if present, else 'generated'
+                       n_train:int=4_577, # training images
+                      )->dict: # overhead (epochs' time), lines per epoch, the times, and the settings
+    "Training with the progress lines at their defaults against the same training without any output."
+    import copy, io, contextlib
+    from kd_nb.learner import make_learner
+    device = default_device(device)
+    dls, described = _bench_loaders(batch_size, img_size, device, n_train=n_train, data=data)
+    init = _model(family, 'student', img_size).to(device)
+    times, lines = dict(quiet=[], lines=[]), 0
+    for _ in range(repeats):
+        for kind in ('quiet', 'lines'):
+            learn = make_learner(copy.deepcopy(init), dls, kd_method='ce', lr=lr, amp='off', quiet=kind == 'quiet', device=device)
+            with contextlib.redirect_stdout(io.StringIO()) as out: learn.fit(epochs, test_every_epoch=False)
+            times[kind].append(sum(r['epoch_time_s'] for r in learn.recorder.rows))
+            if kind == 'lines': lines = sum(' | batch ' in l for l in out.getvalue().splitlines()) / epochs
+    quiet, shown = min(times['quiet']), min(times['lines'])
+    return dict(overhead=shown / quiet - 1, lines_per_epoch=lines, quiet_epochs_s=quiet, lines_epochs_s=shown,
+                quiet_runs_s=times['quiet'], lines_runs_s=times['lines'], model=init.kd_config['arch'], img_size=img_size,
+                batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #10d61228
 def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->dict:

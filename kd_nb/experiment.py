@@ -28,10 +28,10 @@ from .viz import LiveDashboard, plot_confusion, save_figure
 __all__ = ['CHAIN', 'BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH',
            'RESULT_FILES', 'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'check_params',
            'stage_config', 'weights_file', 'variant', 'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir',
-           'StageData', 'input_norm', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
-           'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
-           'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
-           'stage_figures', 'results_message', 'finish_stage', 'run_stage']
+           'StageData', 'input_norm', 'budget_epochs', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
+           'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
+           'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard',
+           'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 CHAIN = ('teacher', 'assistant', 'student')
@@ -317,6 +317,12 @@ def input_norm(cfg:StageConfig, ds)->tuple: # (mean, std) per input channel
     mean, std = tuple(ds.mean), tuple(ds.std)
     return (mean * 3, std * 3) if len(mean) == 1 else (mean, std)
 
+def budget_epochs(cfg:StageConfig, # a resolved configuration
+                  train_images:int, # the training split's size
+                 )->int: # `cfg.epochs`, or the epochs that make about `cfg.train_samples` training samples
+    "The epochs a stage trains for on `train_images` images."
+    return cfg.epochs or max(1, round(cfg.train_samples / train_images))
+
 def stage_data(cfg:StageConfig, # a resolved configuration
                device=None, # default: the best available
                verbose:bool=True, # say what is prepared and loaded
@@ -325,7 +331,7 @@ def stage_data(cfg:StageConfig, # a resolved configuration
     ensure_prepared(cfg.dataset, cfg.data_root, source=cfg.source, verbose=verbose)
     ds = load_dataset(cfg.dataset, cfg.data_root)
     if cfg.epochs is None:  # a sample budget: the same time on any dataset (about)
-        _resolve_epochs(cfg, max(1, round(cfg.train_samples / ds.split_sizes['train'])))
+        _resolve_epochs(cfg, budget_epochs(cfg, ds.split_sizes['train']))
         if verbose: print(f"epochs: {cfg.epochs} (about {cfg.train_samples:,} training samples)")
     mean, std = input_norm(cfg, ds)
     dls = make_loaders(ds, cfg.batch_size, cfg.img_size, mean, std, device=device, seed=cfg.seed,

@@ -651,33 +651,75 @@ class ExportModel(Callback):
         if is_main_process(): export_model(unwrap(self.model), self.path/self.folder, **self.config)
 
 # %% ../nbs/05_learner.ipynb #7f3deec0
+def _clock(seconds:float)->str: return time.strftime('%H:%M:%S', time.gmtime(max(seconds, 0)))
+
 class ProgressBar(Callback):
-    "A progress bar per epoch and a one-line summary after it."
+    "Progress while an epoch trains (a bar on a terminal, plain lines elsewhere) and a one-line summary after each epoch."
     order = 30
-    def __init__(self, quiet:bool=False # show nothing at all
-                ): self.quiet = quiet
+    def __init__(self,
+                 quiet:bool=False, # show nothing at all
+                 style:str='auto', # 'bar' (tqdm, redrawn in place), 'lines' (plain lines), or 'auto': a bar on a terminal only
+                 every_fraction:float=0.1, # lines: one after this fraction of an epoch...
+                 every_s:float=30., # ...or this many seconds since the last, whichever comes first...
+                 min_interval_s:float=2., # ...but never two closer than this
+                ):
+        if style not in ('auto', 'bar', 'lines'): raise ValueError(f"style={style!r}: 'auto', 'bar' or 'lines'.")
+        self.quiet, self.style, self.every_fraction, self.every_s, self.min_interval_s = quiet, style, every_fraction, every_s, min_interval_s
+
+    def before_fit(self):
+        self.active = not self.quiet and is_main_process()
+        self.lines = self.style == 'lines' or (self.style == 'auto' and not sys.stdout.isatty())
+        cfg = self.learn.config
+        self.label = f"[{cfg['arch']}/{cfg['stage']}] " if {'arch', 'stage'} <= set(cfg) else ''
+        self.fit_start = time.perf_counter()
+
     def before_train(self):
-        if self.quiet or not is_main_process(): return
-        self.bar = tqdm(total=self.n_iter, desc=f'epoch {self.epoch + 1}/{self.n_epoch}', leave=False, mininterval=0.5)
-        self.last_update = 0.
+        if not self.active: return
+        self.last_time, self.last_iter = time.perf_counter(), 0
+        if not self.lines: self.bar = tqdm(total=self.n_iter, desc=f'epoch {self.epoch + 1}/{self.n_epoch}', leave=False, mininterval=0.5)
+
+    def _progress(self, done:int, now:float)->str:
+        "Throughput, running loss and the stage's time left, read from the recorder (the loss: one device read)."
+        rec = self.recorder
+        rate = rec.count / max(now - rec.train_start, 1e-9)
+        loss = (rec.sums[0] / max(rec.count, 1)).item()
+        fraction = (self.epoch - self.start_epoch + done / max(self.n_iter, 1)) / max(self.n_epoch - self.start_epoch, 1)
+        left = (now - self.fit_start) * (1 - fraction) / max(fraction, 1e-9)
+        return f'{rate:,.0f} img/s | loss {loss:.4f} | stage ETA {_clock(left)}'
+
+    def _line(self, done:int, now:float, took:str=''):
+        print(f'{self.label}epoch {self.epoch + 1}/{self.n_epoch} | batch {done}/{self.n_iter} '
+              f'({100 * done // max(self.n_iter, 1)}%){took} | {self._progress(done, now)}', flush=True)
+        self.last_time, self.last_iter = now, done
+
     def after_batch(self):
-        if not self.training or self.quiet or not is_main_process(): return
-        self.bar.update(1)
-        now = time.perf_counter()
-        if now - self.last_update > 0.5:
-            rate = self.recorder.count / max(now - self.recorder.train_start, 1e-9)
-            self.bar.set_postfix(loss=f'{self.loss_parts.total.item():.4f}', img_s=f'{rate:.0f}', refresh=False)
-            self.last_update = now
+        if not self.training or not self.active: return
+        done, now = self.iter + 1, time.perf_counter()
+        if not self.lines:
+            self.bar.update(1)
+            if now - self.last_time > 0.5:
+                self.bar.set_postfix_str(self._progress(done, now), refresh=False); self.last_time = now
+            return
+        since = now - self.last_time
+        due = since >= self.every_s or done - self.last_iter >= self.every_fraction * self.n_iter
+        if done < self.n_iter and due and since >= self.min_interval_s: self._line(done, now)
+
     def after_train(self):
         if hasattr(self, 'bar'): self.bar.close(); del self.bar
+        elif self.active and self.lines and self.recorder.count:
+            now = time.perf_counter()
+            self._line(self.iter + 1, now, f' in {now - self.recorder.train_start:.1f} s')
+
+    def cleanup_fit(self):
+        if hasattr(self, 'bar'): self.bar.close(); del self.bar
+
     def after_epoch(self):
-        if self.quiet or not is_main_process(): return
+        if not self.active: return
         r = self.recorder.row
         parts = [f"epoch {r['epoch'] + 1}/{self.n_epoch}", f"train loss {r['train_loss']:.4f}"]
         parts += [f"{k} {r[k]:.4f}" for k in ('val_loss', 'val_acc', 'val_f1', 'val_auc', 'test_acc') if k in r]
         parts += [f"{r['samples_per_s']:.0f} img/s", f"{r['epoch_time_s']:.1f} s"]
         print(' | '.join(parts))
-    cleanup_fit = after_train
 
 # %% ../nbs/05_learner.ipynb #28253844
 def make_learner(model:nn.Module, # the network to train

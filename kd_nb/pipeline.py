@@ -10,13 +10,14 @@ import yaml
 import kd_nb
 from . import core
 from .core import FolderLockedError
-from .data import ensure_prepared, DataError
+from .data import ensure_prepared, load_dataset, DataError
 from .experiment import (CHAIN, BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, run_dir,
-                              run_status, git_commit_results, results_message, lock_run, unlock_run)
+                              run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs)
+from .models import arch_name
 
 # %% auto #0
-__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook', 'run_pipeline',
-           'main']
+__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook', 'stage_plan',
+           'runs_table', 'run_pipeline', 'main']
 
 # %% ../nbs/08_pipeline.ipynb #8f1ddf4c
 class PipelineError(RuntimeError):
@@ -90,6 +91,25 @@ def run_stage_notebook(cfg:StageConfig, # the run's configuration, resolved (for
     return final
 
 # %% ../nbs/08_pipeline.ipynb #41edd185
+def stage_plan(cfg:StageConfig, # a resolved configuration
+               train_images:int, # the training split's size
+              )->str: # e.g. 'resnet50, 5 epochs of 4,577 images at 32 px, batch 128, on cuda:0 in bf16'
+    "What a stage will run, in one line: printed before it starts."
+    device = core.default_device()
+    dtype = core.amp_dtype(device, cfg.amp)
+    epochs = budget_epochs(cfg, train_images)
+    return (f"{arch_name(cfg.arch, RUN_PLAN[cfg.stage][0], cfg.model_name)}, {epochs} epoch{'s' * (epochs != 1)} of "
+            f"{train_images:,} images at {cfg.img_size} px, batch {cfg.batch_size}, on {device} in "
+            f"{'fp32' if dtype is None else str(dtype).removeprefix('torch.')}")
+
+def runs_table(rows:list, # (run, summary dict, seconds or None, status) per run
+              )->str: # a plain-text table
+    "The chain's runs at a glance: model, test accuracy, time, what happened."
+    lines = [f"{'run':<22}{'model':<24}{'test acc':>9}{'time':>10}  status"]
+    lines += [f"{run:<22}{s['model']:<24}{s['test']['acc']:>9.4f}{'-' if t is None else f'{t:.0f} s':>10}  {status}"
+              for run, s, t, status in rows]
+    return '\n'.join(lines)
+
 def run_pipeline(arch:str, # 'cnn' or 'vit'
                  dataset:str, # a kd_nb dataset name
                  preset:str='quick', # 'quick' or 'full'
@@ -117,12 +137,14 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
     check_plan(configs)
     say = print if log_output else (lambda *a, **k: None)
     ensure_prepared(dataset, base['data_root'], source=source, verbose=log_output)
-    done = {}
+    train_images = load_dataset(dataset, base['data_root']).split_sizes['train']
+    done, rows = {}, []
     for run, cfg in configs.items():
         status = run_status(run_dir(cfg))
         if status == 'finished' and not cfg.overwrite:
-            say(f"== {run}: finished already ({run_dir(cfg)}), skipped"); done[run] = 'skipped'; continue
-        say(f"== {run}: {'resuming' if status == 'interrupted' else 'training'} -> {run_dir(cfg)}")
+            say(f"== {run}: finished already ({run_dir(cfg)}), skipped"); done[run] = 'skipped'
+            rows.append((run, json.loads((run_dir(cfg)/'summary.json').read_text()), None, 'skipped')); continue
+        say(f"== {run}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {run_dir(cfg)}")
         start = time.perf_counter()
         # the pipeline commits after the notebook, so the executed notebook is part of the commit
         run_stage_notebook(cfg, base | dict(stage=run, git_commit=False, git_push=False), notebook, kernel, log_output)
@@ -130,6 +152,8 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
         say(f"== {run}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
         if cfg.git_commit: git_commit_results(run_dir(cfg), results_message(cfg, summary), push=cfg.git_push)
         done[run] = 'resumed' if status == 'interrupted' else 'trained'
+        rows.append((run, summary, time.perf_counter() - start, done[run]))
+    say(runs_table(rows))
     done['report'] = None
     if figures_root != '':
         from kd_nb.report import write_report
