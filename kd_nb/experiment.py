@@ -545,7 +545,7 @@ def write_clean_script(folder:Path|str)->Path: # the executable clean.sh
 # %% ../nbs/07_experiment.ipynb #1728a4a9
 RESULT_FILES = ('config.yaml', 'metrics.csv', 'summary.json', 'run.json', 'stage.ipynb')
 
-def _redact(text:str)->str: return re.sub(r'(\w+://)[^\s@]+@', r'\1***@', text)  # up to the last @: a password may contain a slash
+def _redact(text:str)->str: return re.sub(r'(\w+://)[^\s@]+@', r'\1***@', text)  # scheme to '@': a password may contain a slash
 
 def _git(folder, *args):
     out = subprocess.run(['git', *args], cwd=folder, capture_output=True, text=True, timeout=120,
