@@ -108,7 +108,8 @@ def run_notebook(path, flags=('cuda',)):
     """Run a notebook's code cells in order in one namespace, as `nbdev_test --flags cuda` would, without nbdev:
     cells marked with a flag not asked for, or `eval: false`, are skipped; `show_doc` does nothing."""
     cells = [c for c in json.loads(path.read_text())['cells'] if c['cell_type'] == 'code']
-    ns, results = {'__name__': '__main__'}, []
+    ns, results, cwd = {'__name__': '__main__'}, [], os.getcwd()
+    os.chdir(path.parent)  # where nbdev_test runs a notebook
     for i, cell in enumerate(cells):
         src = ''.join(cell['source'])
         directives = {l[3:].strip() for l in src.splitlines() if l.startswith('#| ')}
@@ -121,6 +122,7 @@ def run_notebook(path, flags=('cuda',)):
                 exec(compile(src, f'{path.name} cell {i}', 'exec'), ns)
             results.append((i, 'cuda' in marked, None))
         except Exception as e: results.append((i, 'cuda' in marked, f'{type(e).__name__}: {str(e)[:300]}'))
+    os.chdir(cwd)
     return results
 
 
