@@ -8,7 +8,7 @@ import sys, json, time, inspect, argparse
 from typing import Callable
 import numpy as np
 import torch
-from .core import shared_data, default_device
+from .core import shared_data, default_device, synchronize
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
@@ -100,10 +100,9 @@ def _images_per_second(batches, n_batches:int, device, min_seconds:float=0.)->fl
         if hasattr(batches, 'set_epoch'): batches.set_epoch(passes)
         it = iter(batches)
         next(it) # warm-up: worker start, first allocations
-        if device.type == 'cuda': torch.cuda.synchronize(device)
-        start = time.perf_counter()
+        synchronize(device); start = time.perf_counter()
         for _ in range(n_batches): seen += len(next(it)[0])
-        if device.type == 'cuda': torch.cuda.synchronize(device)
+        synchronize(device)
         timed += time.perf_counter() - start; passes += 1
     return seen / timed
 
@@ -260,9 +259,6 @@ def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its
                 img_size=img_size, batch_size=batch_size, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #87ebd284
-def _sync(device:torch.device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-
 def seconds_per_call(fn:Callable, # what to time, e.g. one training step
                      device:torch.device, # where `fn` queues its work: a GPU is synchronised around each timing
                      min_seconds:float=1., # time growing runs of calls until one run lasts this long
@@ -272,9 +268,9 @@ def seconds_per_call(fn:Callable, # what to time, e.g. one training step
     for _ in range(warmup): fn()
     calls = 1
     while True:
-        _sync(device); start = time.perf_counter()
+        synchronize(device); start = time.perf_counter()
         for _ in range(calls): fn()
-        _sync(device); seconds = time.perf_counter() - start
+        synchronize(device); seconds = time.perf_counter() - start
         if seconds >= min_seconds: return seconds / calls
         calls = max(2 * calls, int(calls * 1.2 * min_seconds / max(seconds, 1e-6)))
 

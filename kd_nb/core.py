@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['AMP_CHOICES', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
            'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'FolderLockedError', 'lock_folder',
-           'unlock_folder', 'as_device', 'default_device', 'to_device', 'cpu_has_bf16', 'amp_dtype',
+           'unlock_folder', 'as_device', 'default_device', 'synchronize', 'to_device', 'cpu_has_bf16', 'amp_dtype',
            'needs_grad_scaler', 'seed_everything', 'is_main_process', 'free_memory', 'git_info', 'hardware_info',
            'run_metadata']
 
@@ -174,6 +174,11 @@ def default_device(prefer:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps' 
     if torch.cuda.is_available(): return as_device('cuda')
     if torch.backends.mps.is_available(): return as_device('mps')
     return torch.device('cpu')
+
+def synchronize(device:torch.device, # where work was queued
+               ):
+    "Wait until `device` has run everything queued on it (a no-op on the CPU): what a clock must do before it reads a GPU's time."
+    if device.type == 'cuda': torch.cuda.synchronize(device)
 
 def to_device(t:torch.Tensor, # a tensor, typically small and on the host (indices, augmentation parameters)
               device:torch.device, # where it is needed

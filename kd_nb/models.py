@@ -16,7 +16,7 @@ import timm
 from timm.models import get_pretrained_cfg, load_state_dict, adapt_input_conv
 from safetensors import safe_open
 from safetensors.torch import save_file
-from .core import atomic_path, write_json, default_device, amp_dtype
+from .core import atomic_path, write_json, default_device, amp_dtype, synchronize
 
 # %% auto #0
 __all__ = ['FAMILIES', 'STAGES', 'arch_name', 'WeightsUnavailableError', 'create_model', 'model_input_config', 'export_model',
@@ -410,9 +410,6 @@ def attention_rollout(attentions:list[Tensor], # each block's attention, (B, hea
     return F.interpolate(heat[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
 
 # %% ../nbs/02_models.ipynb #8326e668
-def _sync(device:torch.device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-
 def _prefers_channels_last(model:nn.Module)->bool:
     weight = next((p for p in model.parameters() if p.ndim == 4), None)
     return weight is not None and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
@@ -455,9 +452,9 @@ def model_stats(model:nn.Module, # any model
                 for _ in range(warmup): model(x)
                 times = []
                 for _ in range(repeats):
-                    _sync(device); start = time.perf_counter()
+                    synchronize(device); start = time.perf_counter()
                     model(x)
-                    _sync(device); times.append(time.perf_counter() - start)
+                    synchronize(device); times.append(time.perf_counter() - start)
             seconds = statistics.median(times)
             stats[f'latency_ms_bs{batch}'] = seconds * 1e3
             stats[f'img_per_s_bs{batch}'] = batch / seconds
