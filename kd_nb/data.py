@@ -720,6 +720,11 @@ class VerifyReport:
 def _expected_label_shape(meta, n):
     return (n, meta['num_classes']) if meta['task'] == 'multi-label' else (n,)
 
+def _labels_in_range(meta:dict, labels:np.ndarray)->bool:
+    "Whether a split's labels are class indices of `meta`'s classes (0/1 rows for multi-label sets)."
+    if meta['task'] == 'multi-label': return bool(np.isin(labels, (0, 1)).all())
+    return not len(labels) or bool(labels.min() >= 0 and labels.max() < meta['num_classes'])
+
 def _verify_one(folder:Path, full:bool)->tuple:
     name, results, notes = folder.name, [], []
     def check(kind, ok, file, message=''): results.append((name, kind, bool(ok), str(file), message)); return ok
@@ -787,9 +792,7 @@ def _verify_one(folder:Path, full:bool)->tuple:
             check('values', np.allclose(mean, meta['mean'], atol=1e-6) and np.allclose(std, meta['std'], atol=1e-6),
                   path, f"mean {mean} / std {std} differ from metadata's {meta['mean']} / {meta['std']}")
         labels, lpath = np.asarray(arrays[f'{s}_labels.npy']), folder/f'{s}_labels.npy'
-        if meta['task'] == 'multi-label': in_range = np.isin(labels, (0, 1)).all()
-        else: in_range = not len(labels) or (labels.min() >= 0 and labels.max() < meta['num_classes'])
-        if check('labels', in_range, lpath, f"labels outside the {meta['num_classes']} classes"):
+        if check('labels', _labels_in_range(meta, labels), lpath, f"labels outside the {meta['num_classes']} classes"):
             hist_now = _class_histogram(meta['task'], labels, meta['num_classes'])
             check('labels', hist_now == meta['class_histogram'][s], lpath,
                   f"class histogram {hist_now} differs from metadata's {meta['class_histogram'][s]}")
@@ -905,9 +908,7 @@ def check_integrity(name:str, # a prepared dataset
     meta = json.loads((folder/'metadata.json').read_text())
     for s in SPLITS:
         labels = np.load(folder/f'{s}_labels.npy')
-        if meta['task'] == 'multi-label': in_range = np.isin(labels, (0, 1)).all()
-        else: in_range = not len(labels) or (labels.min() >= 0 and labels.max() < meta['num_classes'])
-        if not in_range: problems.append(f"{s}_labels.npy: labels outside the {meta['num_classes']} classes")
+        if not _labels_in_range(meta, labels): problems.append(f"{s}_labels.npy: labels outside the {meta['num_classes']} classes")
         elif _class_histogram(meta['task'], labels, meta['num_classes']) != meta['class_histogram'][s]:
             problems.append(f"{s}_labels.npy: class counts differ from metadata.json's")
     files = sorted(meta['files'])

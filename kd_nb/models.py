@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 import timm
 from timm.models import get_pretrained_cfg, load_state_dict, adapt_input_conv
-from safetensors import safe_open
 from safetensors.torch import save_file
 from .core import atomic_path, write_json, default_device, amp_dtype, synchronize
 
@@ -71,17 +70,10 @@ def _weights_source(pretrained)->tuple[str, Path|None]:
     if not path.is_file(): raise FileNotFoundError(f"No weights file at {path} ({usage}).")
     return 'file', path.resolve()
 
-def _weight_shapes(path:Path)->dict:
-    "Tensor name -> shape in a weights file (read from the header for safetensors)."
-    if path.suffix == '.safetensors':
-        with safe_open(str(path), framework='pt') as f: return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    return {k: tuple(v.shape) for k, v in load_state_dict(str(path), weights_only=True).items()}
-
 def _first(names): return names[0] if isinstance(names, (list, tuple)) else names
 
-def _load_weights_file(model:nn.Module, path:Path, in_chans:int):
-    "Load a timm state dict from `path` into the built `model`, adapting it as timm's pretrained loading would."
-    state = load_state_dict(str(path), weights_only=True)  # safetensors, or a torch file of tensors only
+def _load_weights(model:nn.Module, state:dict, in_chans:int):
+    "Load a timm state dict into the built `model`, adapting it as timm's pretrained loading would."
     filter_fn = getattr(sys.modules[type(model).__module__], 'checkpoint_filter_fn', None)
     if filter_fn is not None: state = filter_fn(state, model)  # e.g. a ViT's position embedding, resampled
     first_conv = _first(model.pretrained_cfg.get('first_conv'))
@@ -96,11 +88,11 @@ def _load_weights_file(model:nn.Module, path:Path, in_chans:int):
         raise RuntimeError(f"Error(s) in loading state_dict for {type(model).__name__}:\n\t"
                            f"missing {sorted(set(missing) - set(fresh))[:3]}, unexpected {sorted(unexpected)[:3]}")
 
-def _check_file_fits(model:nn.Module, shapes:dict, path:Path, name:str):
-    "timm loads non-strictly when it replaces the head, so check that the file holds this model's tensors."
+def _check_file_fits(model:nn.Module, file_state:dict, path:Path, name:str):
+    "The head may be left out of loading, so first check that the file's tensors are this model's, by name."
     head = _first(model.pretrained_cfg.get('classifier'))
     def _body(keys): return {k for k in keys if not (head and k.startswith(head + '.'))}
-    model_keys, file_keys = _body(model.state_dict()), _body(shapes)
+    model_keys, file_keys = _body(model.state_dict()), _body(file_state)
     missing, unexpected = sorted(model_keys - file_keys), sorted(file_keys - model_keys)
     if missing or unexpected:
         raise ValueError(f"The weights in {path} are not a {name} state dict: {len(missing)} of the model's tensors are "
@@ -181,8 +173,9 @@ def create_model(family:str, # 'cnn' or 'vit'
         raise
     if stem == 'cifar': _use_cifar_stem(model, name)  # before the weights: an exported CIFAR-stem model has its conv
     if weights_file:
-        _check_file_fits(model, _weight_shapes(weights_file), weights_file, name)
-        try: _load_weights_file(model, weights_file, in_chans)
+        state = load_state_dict(str(weights_file), weights_only=True)  # safetensors, or a torch file of tensors only
+        _check_file_fits(model, state, weights_file, name)
+        try: _load_weights(model, state, in_chans)
         except RuntimeError as e:
             if 'loading state_dict' in str(e): raise _misfit_error(weights_file, name, settings, e) from e
             raise
