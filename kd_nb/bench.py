@@ -391,7 +391,7 @@ def progress_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn
                 batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #10d61228
-def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->dict:
+def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->float: # test accuracy
     "The plain script: torchvision DataLoader with PIL transforms, the same timm model, AdamW, autocast, a bare loop."
     import torch.nn.functional as F, torchvision.transforms as T
     from kd_nb.core import amp_dtype, seed_everything
@@ -400,16 +400,17 @@ def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->dict:
     seed_everything(cfg['seed'])
     images, labels = ds.images('train'), ds.labels('train')
     size = cfg['img_size']
-    tf = [T.RandomCrop(images.shape[1], padding=4), T.RandomHorizontalFlip()] + ([T.Resize(size)] if images.shape[1] != size else [])
+    resize = [T.Resize(size)] if images.shape[1] != size else []
     norm = [T.ToTensor(), T.Normalize(cfg['mean'], cfg['std'])]
     gray = [T.Grayscale(3)] if images.shape[-1] == 1 else []
     to_pil = lambda a: a[..., 0] if a.shape[-1] == 1 else a
     pin = device.type == 'cuda'
-    train = torch.utils.data.DataLoader(_PILImages(to_pil(np.asarray(images)), labels, T.Compose(gray + tf + norm)),
+    augment = [T.RandomCrop(images.shape[1], padding=4), T.RandomHorizontalFlip()]
+    train = torch.utils.data.DataLoader(_PILImages(to_pil(np.asarray(images)), labels, T.Compose(gray + augment + resize + norm)),
                                         batch_size=cfg['batch_size'], shuffle=True, drop_last=True, num_workers=workers,
                                         pin_memory=pin, persistent_workers=workers > 0)
     test = torch.utils.data.DataLoader(_PILImages(to_pil(np.asarray(ds.images('test'))), ds.labels('test'),
-                                                  T.Compose(gray + ([T.Resize(size)] if images.shape[1] != size else []) + norm)),
+                                                  T.Compose(gray + resize + norm)),
                                        batch_size=2 * cfg['batch_size'], num_workers=workers, pin_memory=pin)
     model = create_model(cfg['arch'], cfg['model_stage'], ds.num_classes, img_size=size, stem=cfg['stem'] or 'auto',
                          patch_size=cfg['patch_size'], arch=cfg['model_name']).to(device)
@@ -430,7 +431,7 @@ def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->dict:
     model.eval(); correct = 0
     with torch.no_grad(), autocast():
         for x, y in test: correct += (model(layout(x)).argmax(1).cpu() == y).sum().item()
-    return dict(test_acc=correct / len(test.dataset), train_images=epochs * len(train) * cfg['batch_size'])
+    return correct / len(test.dataset)
 
 @benchmark('peer')
 def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
@@ -466,12 +467,12 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
     mean, std = input_norm(StageConfig(**summary['config']), ds)  # the stage's own normalisation
     cfg = summary['config'] | dict(model_stage=RUN_PLAN[run][0], mean=mean, std=std)
     start = time.perf_counter()
-    peer = _peer_fit(ds, cfg, device, workers, epochs)
+    peer_test_acc = _peer_fit(ds, cfg, device, workers, epochs)
     peer_s = time.perf_counter() - start
     train_images = epochs * (ds.split_sizes['train'] // batch_size) * batch_size  # both drop the last partial batch
     kd_nb_img_s, peer_img_s = train_images / kd_nb_s, train_images / peer_s
     return dict(speedup=kd_nb_img_s / peer_img_s, kd_nb_img_s=kd_nb_img_s, peer_img_s=peer_img_s,
-                kd_nb_test_acc=summary['test']['acc'], peer_test_acc=peer['test_acc'],
+                kd_nb_test_acc=summary['test']['acc'], peer_test_acc=peer_test_acc,
                 kd_nb_s=kd_nb_s, peer_s=peer_s, kd_nb_epochs_s=summary['train_time_s'], kd_nb_timings_s=summary.get('timings_s'),
                 model=summary['model'], amp=str(amp), compile=compile, img_size=img_size, batch_size=batch_size,
                 epochs=epochs, train_images=train_images, workers=workers, dataset=dataset, device=str(device),

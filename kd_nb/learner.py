@@ -374,6 +374,11 @@ def freeze(model:nn.Module # the teacher
     for p in model.parameters(): p.requires_grad_(False)
     return model
 
+def _teacher_on(device:torch.device, teacher:nn.Module, teacher_input=None)->nn.Module:
+    "The teacher frozen on `device`, its input adapter (if a module) moved there with it."
+    if isinstance(teacher_input, nn.Module): teacher_input.to(device)
+    return freeze(teacher.to(device))
+
 class Distill(Callback):
     "Online distillation: run the frozen teacher on each training batch."
     order, run_valid = -12, False
@@ -382,9 +387,8 @@ class Distill(Callback):
                  teacher_input=None, # optional `f(x) -> x` mapping the student's batch to the teacher's input
                 ): self.teacher, self.teacher_input = teacher, teacher_input
     def before_fit(self):
-        self.teacher = freeze(self.teacher.to(self.device))
+        self.teacher = _teacher_on(self.device, self.teacher, self.teacher_input)
         if any(p.dim() == 4 for p in self.teacher.parameters()): self.teacher.to(memory_format=torch.channels_last)
-        if isinstance(self.teacher_input, nn.Module): self.teacher_input.to(self.device)
     def before_batch(self):
         x = self.xb if self.teacher_input is None else self.teacher_input(self.xb)
         with torch.inference_mode(), self.autocast(): logits = self.teacher(x)
@@ -414,8 +418,7 @@ class TeacherCache(Callback):
         if getattr(dl, 'views', None) != self.views:
             raise ValueError(f"teacher_cache={self.views} needs the training loader built with views={self.views} "
                              f"(make_loaders(..., views={self.views})); this one has views={getattr(dl, 'views', None)}.")
-        self.teacher = freeze(self.teacher.to(self.device))
-        if isinstance(self.teacher_input, nn.Module): self.teacher_input.to(self.device)
+        self.teacher = _teacher_on(self.device, self.teacher, self.teacher_input)
         key = _fingerprint(self.teacher, self.views, dl.seed, dl.img_size, dl.pad, dl.flip, dl.mean, dl.std, dl.dataset_size)
         folder = Path(self.folder) if self.folder else (self.path/'teacher_cache' if self.path else None)
         path = folder/f'logits_{self.views}views_{key}.npy' if folder else None
@@ -563,6 +566,7 @@ def load_checkpoint(path:Path|str # a `.pt` file written by `SaveCheckpoint`
 
 class SaveCheckpoint(Callback):
     "Save `last.pt` every epoch and `best.pt` on improvement; resume from `last.pt`; end with the best weights."
+    writer, error = None, None  # the background write in progress, and what it raised
     order = 5  # restore before the loggers start; save before the CSV row, which is rebuilt from the checkpoint
     def __init__(self,
                  monitor:str='val_acc', # column of the epoch row to select on (validation only)
@@ -607,8 +611,8 @@ class SaveCheckpoint(Callback):
 
     def wait(self):
         "Wait until the checkpoint being written is on disk; raise its error if writing it failed."
-        if getattr(self, 'writer', None) is not None: self.writer.join(); self.writer = None
-        error, self.error = getattr(self, 'error', None), None
+        if self.writer is not None: self.writer.join(); self.writer = None
+        error, self.error = self.error, None
         if error is not None: raise RuntimeError(f'Writing the checkpoint {self.last_path} failed: {error}') from error
 
     def before_fit(self):
@@ -637,7 +641,7 @@ class SaveCheckpoint(Callback):
             unwrap(self.model).load_state_dict(load_checkpoint(self.best_path)['model'])
 
     def cleanup_fit(self): # also after an error: the last checkpoint is complete when the fit returns or raises
-        if getattr(self, 'writer', None) is not None: self.writer.join(); self.writer = None
+        if self.writer is not None: self.writer.join(); self.writer = None
 
 # %% ../nbs/05_learner.ipynb #60c6bcbb
 class ExportModel(Callback):
