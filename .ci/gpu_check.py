@@ -17,14 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # kd_nb from this checkout, installed or not
-LINES, FAILED = [], []
+FAILED, JSONL = [], None  # JSONL: --out's gpu_check.jsonl, written line by line so a run cut short keeps its figures
 
 
 def emit(**record):
-    "Print one JSON line (and keep it for --out)."
+    "Print one JSON line, and append it to gpu_check.jsonl with --out."
     line = json.dumps(record, default=str)
     print(line, flush=True)
-    LINES.append(line)
+    if JSONL is not None:
+        with open(JSONL, 'a') as f: f.write(line + '\n')
     if record.get('ok') is False: FAILED.append(record.get('check'))
 
 
@@ -191,8 +192,9 @@ def main(argv=None):
                                                                ROOT.parent/'shared'/'data'/'cifar-10-batches-py') if p.is_dir()), None)
     if data is None or not data.is_dir(): parser.error('no CIFAR-10 copy: pass --data, or run make gpu-prepare first.')
     os.environ['KD_SHARED_DATA'] = str(data.parent)  # the benchmarks read the same copy
+    global JSONL
     out = Path(args.out) if args.out else None
-    if out: out.mkdir(parents=True, exist_ok=True)
+    if out: out.mkdir(parents=True, exist_ok=True); JSONL = out/'gpu_check.jsonl'; JSONL.write_text('')
     parts, start = args.only.split(','), time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix='kd_gpu_check_'))
     environment(device)
@@ -206,7 +208,6 @@ def main(argv=None):
     if 'chains' in parts: chains(device, data, 1 if tiny else args.epochs, tiny, out, root)
     if 'bench' in parts: benchmarks(device, tiny, root)
     emit(check='gpu-check', ok=not FAILED, failed=FAILED, seconds=time.perf_counter() - start)
-    if out: (out/'gpu_check.jsonl').write_text('\n'.join(LINES) + '\n')
     return 1 if FAILED else 0
 
 
