@@ -208,7 +208,7 @@ def loop_benchmark(family:str='cnn', # model family: 'cnn' (ResNets) or 'vit'
             model = copy.deepcopy(init); start = time.perf_counter(); _quietly(_learner_fit, model, dls, epochs, lr, 0.05, d)
             learner.append(time.perf_counter() - start)
     return dict(ratio=min(learner) / min(bare), learner_s=min(learner), bare_s=min(bare), learner_runs_s=learner, bare_runs_s=bare,
-                model=init.kd_config['arch'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
+                model=init.kd_config['model_name'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #c3f85b65
 def _student_epoch(student, dls, teacher=None, cache:int=0)->tuple:
@@ -255,7 +255,7 @@ def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its
     return dict(cached_vs_plain=(stage_epochs * cached + build) / (stage_epochs * plain), online_vs_plain=online / plain,
                 cached_epoch_vs_plain=cached / plain,
                 plain_epoch_s=plain, online_epoch_s=online, cached_epoch_s=cached, cache_build_s=build, views=views,
-                stage_epochs=stage_epochs, teacher=teacher.kd_config['arch'], student=init.kd_config['arch'],
+                stage_epochs=stage_epochs, teacher=teacher.kd_config['model_name'], student=init.kd_config['model_name'],
                 img_size=img_size, batch_size=batch_size, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #87ebd284
@@ -358,7 +358,7 @@ def viz_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn') or
                                 min(f - e for f, e in zip(fits['plain'], epoch_times['plain'])),
                 plain_epochs_s=plain, dashboard_epochs_s=dash, plain_fit_s=min(fits['plain']), dashboard_fit_s=min(fits['dashboard']),
                 plain_runs_epochs_s=epoch_times['plain'], dashboard_runs_epochs_s=epoch_times['dashboard'],
-                model=init.kd_config['arch'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
+                model=init.kd_config['model_name'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #6a6dcddf
 @benchmark('progress')
@@ -387,7 +387,7 @@ def progress_benchmark(family:str='cnn', # the family's student: ResNet-18 ('cnn
             if kind == 'lines': lines = sum(' | batch ' in l for l in out.getvalue().splitlines()) / epochs
     quiet, shown = min(times['quiet']), min(times['lines'])
     return dict(overhead=shown / quiet - 1, lines_per_epoch=lines, quiet_epochs_s=quiet, lines_epochs_s=shown,
-                quiet_runs_s=times['quiet'], lines_runs_s=times['lines'], model=init.kd_config['arch'], img_size=img_size,
+                quiet_runs_s=times['quiet'], lines_runs_s=times['lines'], model=init.kd_config['model_name'], img_size=img_size,
                 batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #10d61228
@@ -412,8 +412,8 @@ def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->float: # test accu
     test = torch.utils.data.DataLoader(_PILImages(to_pil(np.asarray(ds.images('test'))), ds.labels('test'),
                                                   T.Compose(gray + resize + norm)),
                                        batch_size=2 * cfg['batch_size'], num_workers=workers, pin_memory=pin)
-    model = create_model(cfg['arch'], cfg['model_stage'], ds.num_classes, img_size=size, stem=cfg['stem'] or 'auto',
-                         patch_size=cfg['patch_size'], arch=cfg['model_name']).to(device)
+    model = create_model(cfg['arch'], cfg['role'], ds.num_classes, img_size=size, stem=cfg['stem'] or 'auto',
+                         patch_size=cfg['patch_size'], model_name=cfg['model_name']).to(device)
     channels_last = cfg['arch'] == 'cnn'
     opt = torch.optim.AdamW(model.parameters(), lr=cfg['lr'], weight_decay=cfg['weight_decay'])
     total, warmup = epochs * len(train), cfg['warmup_epochs'] / epochs
@@ -465,7 +465,7 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
         summary = run_stage(device=device, experiments_root=d, **params)
         kd_nb_s = time.perf_counter() - start
     mean, std = input_norm(StageConfig(**summary['config']), ds)  # the stage's own normalisation
-    cfg = summary['config'] | dict(model_stage=RUN_PLAN[run][0], mean=mean, std=std)
+    cfg = summary['config'] | dict(role=RUN_PLAN[run][0], mean=mean, std=std)
     start = time.perf_counter()
     peer_test_acc = _peer_fit(ds, cfg, device, workers, epochs)
     peer_s = time.perf_counter() - start

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['AMP_CHOICES', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
+__all__ = ['AMP_CHOICES', 'TASKS', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
            'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'FolderLockedError', 'lock_folder',
            'unlock_folder', 'as_device', 'default_device', 'synchronize', 'to_device', 'cpu_has_bf16', 'amp_dtype',
-           'needs_grad_scaler', 'seed_everything', 'is_main_process', 'free_memory', 'git_info', 'hardware_info',
-           'run_metadata']
+           'needs_grad_scaler', 'check_task', 'seed_everything', 'is_main_process', 'free_memory', 'git_info',
+           'hardware_info', 'run_metadata']
 
 # %% ../nbs/00_core.ipynb #09df75a7
 def project_root(start:Path|str|None=None, # folder to search upwards from; default: the working directory
@@ -218,6 +218,16 @@ def needs_grad_scaler(dtype:torch.dtype|None, # the autocast dtype from `amp_dty
                      )->bool: # True for fp16, whose small range needs loss scaling
     "Whether training at `dtype` needs a gradient scaler."
     return dtype == torch.float16
+
+# %% ../nbs/00_core.ipynb #f8d27330
+TASKS = ('multi-class', 'binary-class', 'multi-label', 'ordinal-regression')
+
+def check_task(task:str, # a task type as kd_nb or medmnist's INFO spells it
+              )->str: # kd_nb's name for it, one of `TASKS`
+    "kd_nb's name for a task ('multi-label, binary-class' becomes 'multi-label'); one clear error for an unknown one."
+    task = {'multi-label, binary-class': 'multi-label'}.get(task, task)
+    if task not in TASKS: raise ValueError(f"Unknown task {task!r}; kd_nb knows {', '.join(TASKS)}.")
+    return task
 
 # %% ../nbs/00_core.ipynb #25717ecb
 def seed_everything(seed:int=42, # the seed for Python, NumPy and torch

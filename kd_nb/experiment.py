@@ -17,16 +17,16 @@ from timm.models import get_pretrained_cfg
 from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
                         atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials)
 from .data import dataset_info, ensure_prepared, load_dataset, make_loaders, DataError
-from .models import (FAMILIES, STAGES, arch_name, create_model, load_exported, model_input_config, model_stats,
-                          WeightsUnavailableError)
+from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported, model_input_config,
+                          model_stats, WeightsUnavailableError)
 from .losses import KD_METHODS
 from .metrics import MetricsCSV
-from .learner import Learner, make_learner, unwrap
+from .learner import Learner, make_learner, unwrap, monitor_mode
 from .viz import LiveDashboard, plot_confusion, save_figure
 
 # %% auto #0
-__all__ = ['CHAIN', 'BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH',
-           'RESULT_FILES', 'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'check_params',
+__all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH', 'RESULT_FILES',
+           'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'check_params', 'stage_model_name',
            'stage_config', 'weights_file', 'variant', 'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir',
            'StageData', 'input_norm', 'budget_epochs', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
            'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
@@ -34,11 +34,10 @@ __all__ = ['CHAIN', 'BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH',
            'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
-CHAIN = ('teacher', 'assistant', 'student')
 BASELINES = ('student_no_kd', 'student_from_teacher')
-RUNS = CHAIN + BASELINES
+RUNS = CHAIN + BASELINES  # the chain's runs are named after the roles they train
 
-# run -> (the model stage it trains, the run it distils from)
+# run -> (the role whose model it trains, the run it distils from)
 RUN_PLAN = {'teacher': ('teacher', None), 'assistant': ('assistant', 'teacher'), 'student': ('student', 'assistant'),
             'student_no_kd': ('student', None), 'student_from_teacher': ('student', 'teacher')}
 
@@ -204,6 +203,11 @@ def check_params(params:dict, # stage parameters as given: from papermill's -p, 
     if problems: raise ValueError('Bad stage parameter(s): ' + '; '.join(problems) + '.')
     return typed
 
+def stage_model_name(cfg:StageConfig, # a stage configuration (`stage_config`'s, or one being resolved)
+                    )->str: # the timm name, e.g. 'resnet18'
+    "The timm name of the model a stage trains: its family's model for the run's role, or `model_name` if given."
+    return timm_name(cfg.arch, RUN_PLAN[cfg.stage][0], cfg.model_name)
+
 def stage_config(**params, # any `StageConfig` fields; None means "from the preset, else derived"
                 )->StageConfig:
     "Validate a stage's parameters and fill in the rest from its preset and the dataset."
@@ -220,11 +224,11 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     cfg.data_root = str(Path(cfg.data_root).expanduser()) if cfg.data_root else str(data_root())
     cfg.experiments_root = str(Path(cfg.experiments_root).expanduser()) if cfg.experiments_root else str(experiments_root())
     info = dataset_info(cfg.dataset, cfg.data_root)  # unknown names list the known ones
-    model_stage, teacher_run = RUN_PLAN[cfg.stage]
-    arch = arch_name(cfg.arch, model_stage, cfg.model_name)
+    teacher_run = RUN_PLAN[cfg.stage][1]
+    name = stage_model_name(cfg)
     if teacher_run is None: cfg.kd_method = 'ce'
     if cfg.img_size is None:
-        cfg.img_size = get_pretrained_cfg(arch).input_size[-1] if cfg.pretrained else (info.image_size or (224,))[0]
+        cfg.img_size = get_pretrained_cfg(name).input_size[-1] if cfg.pretrained else (info.image_size or (224,))[0]
     if cfg.batch_size is None: cfg.batch_size = DEFAULT_BATCH[cfg.arch]
     if cfg.arch == 'vit':
         if cfg.stem not in (None, 'auto'): cfg.stem = None  # the stem is a ResNet setting
@@ -236,25 +240,23 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     if cfg.epochs is None and not cfg.train_samples: raise ValueError("Set epochs, or train_samples to derive them from the dataset's size.")
     if cfg.epochs is not None: _resolve_epochs(cfg, cfg.epochs)
     if cfg.git_push: cfg.git_commit = True
-    if not cfg.monitor.startswith('val_'): raise ValueError(f"monitor={cfg.monitor!r}: select on a validation column (val_*), never on test.")
-    if isinstance(cfg.pretrained, str): cfg.pretrained = str(weights_file(cfg.pretrained, arch))
+    monitor_mode(cfg.monitor)  # the learner's rule: a validation column, never test
+    if isinstance(cfg.pretrained, str): cfg.pretrained = str(weights_file(cfg.pretrained, name))
     return cfg
 
-_WEIGHTS = ('.safetensors', '.pth', '.pt', '.bin')
-
-def weights_file(path:str|Path, # a weights file, or a folder holding one per architecture ('resnet50.a1_in1k.safetensors', ...)
-                 arch:str, # the timm architecture that will load it
+def weights_file(path:str|Path, # a weights file, or a folder holding one per model ('resnet50.a1_in1k.safetensors', ...)
+                 model_name:str, # the timm name of the model that will load it
                 )->Path: # the weights file
-    "The local ImageNet weights for `arch`: `path` itself, or the file in folder `path` named after `arch`."
+    "The local ImageNet weights for `model_name`: `path` itself, or the file in folder `path` named after it."
     path = Path(path).expanduser().resolve()
     if path.is_file(): return path
     if path.is_dir():
-        tagged = get_pretrained_cfg(arch)
-        names = [f'{arch}.{tagged.tag}' if tagged.tag else arch, arch]
-        found = [path/f'{n}{s}' for n in names for s in _WEIGHTS if (path/f'{n}{s}').is_file()] or \
-                sorted(p for p in path.glob(f'{arch}.*') if p.suffix in _WEIGHTS)
+        tagged = get_pretrained_cfg(model_name)
+        names = [f'{model_name}.{tagged.tag}' if tagged.tag else model_name, model_name]
+        found = [path/f'{n}{s}' for n in names for s in WEIGHT_SUFFIXES if (path/f'{n}{s}').is_file()] or \
+                sorted(p for p in path.glob(f'{model_name}.*') if p.suffix in WEIGHT_SUFFIXES)
         if found: return found[0]
-        raise FileNotFoundError(f"{path} holds no weights for {arch}: put {names[0]}.safetensors (or .pth) there.")
+        raise FileNotFoundError(f"{path} holds no weights for {model_name}: put {names[0]}.safetensors (or .pth) there.")
     raise FileNotFoundError(f"pretrained={str(path)!r} is neither a weights file nor a folder of them; pass True (timm's hub), "
                             "False (from scratch), a .safetensors/.pth file or a folder of them named after the architectures.")
 
@@ -312,7 +314,7 @@ class StageData:
 def input_norm(cfg:StageConfig, ds)->tuple: # (mean, std) per input channel
     "The normalisation a stage's model expects: from its pretrained weights, else the dataset's."
     if cfg.pretrained:
-        pcfg = get_pretrained_cfg(arch_name(cfg.arch, RUN_PLAN[cfg.stage][0], cfg.model_name))
+        pcfg = get_pretrained_cfg(stage_model_name(cfg))
         return tuple(pcfg.mean), tuple(pcfg.std)
     mean, std = tuple(ds.mean), tuple(ds.std)
     return (mean * 3, std * 3) if len(mean) == 1 else (mean, std)
@@ -346,7 +348,7 @@ def stage_model(cfg:StageConfig, data:StageData)->nn.Module: # the model this st
     try:
         return create_model(cfg.arch, RUN_PLAN[cfg.stage][0], data.ds.num_classes, pretrained=weights, img_size=cfg.img_size,
                             in_chans=3, grad_checkpointing=cfg.grad_checkpointing, stem=cfg.stem or 'auto',
-                            patch_size=cfg.patch_size, arch=cfg.model_name)
+                            patch_size=cfg.patch_size, model_name=cfg.model_name)
     except WeightsUnavailableError as e:
         raise WeightsUnavailableError(f"{e} For a stage, give the file (or a folder of such files, one per architecture) as "
                                       "the pretrained parameter: -p pretrained /path/to/weights (papermill, kd_pipeline).") from None
@@ -383,7 +385,7 @@ def stage_teacher(cfg:StageConfig, data:StageData, verbose:bool=True)->tuple: # 
     t_size = exp['img_size']
     same = np.allclose(t_mean, data.mean) and np.allclose(t_std, data.std) and t_size == cfg.img_size
     adapter = None if same else TeacherInput(data.mean, data.std, t_mean, t_std, t_size)
-    if verbose: print(f"teacher: {exp['arch']} from {folder}" + ('' if same else f" (input adapted to {t_size} px and its normalisation)"))
+    if verbose: print(f"teacher: {teacher.kd_config['model_name']} from {folder}" + ('' if same else f" (input adapted to {t_size} px and its normalisation)"))
     return teacher, adapter, folder
 
 # %% ../nbs/07_experiment.ipynb #c26882f6
@@ -473,7 +475,7 @@ def best_row(folder:Path|str, monitor:str='val_acc')->dict: # the metrics.csv ro
     "The epoch a run selects: best validation `monitor` (the last such epoch on ties, as checkpoints are)."
     rows = MetricsCSV(Path(folder)/'metrics.csv').rows()
     if not rows: raise ValueError(f"{folder} has no metrics.csv rows: the run trained no epoch.")
-    sign = -1 if 'loss' in monitor else 1
+    sign = -1 if monitor_mode(monitor) == 'min' else 1
     valid = [r for r in rows if _number(r[monitor]) is not None and math.isfinite(float(r[monitor]))]
     best = valid[0]
     for r in valid[1:]:
@@ -487,7 +489,7 @@ def stage_summary(cfg:StageConfig, learn:Learner, data:StageData, teacher_folder
     best = best_row(folder, cfg.monitor)
     rows = MetricsCSV(folder/'metrics.csv').rows()
     pick = lambda split: {k.removeprefix(f'{split}_'): v for k, v in best.items() if k.startswith(f'{split}_')}
-    return dict(arch=cfg.arch, variant=variant(cfg), dataset=cfg.dataset, run=cfg.stage, model=unwrap(learn.model).kd_config['arch'],
+    return dict(arch=cfg.arch, variant=variant(cfg), dataset=cfg.dataset, run=cfg.stage, model=unwrap(learn.model).kd_config['model_name'],
                 kd_method=cfg.kd_method, task=data.ds.task, num_classes=data.ds.num_classes, label_names=list(data.ds.label_names),
                 epochs=len(rows), best_epoch=best['epoch'], monitor=cfg.monitor, val=pick('val'), test=pick('test'),
                 train_time_s=sum(float(r['epoch_time_s']) for r in rows), stats=stats or {},

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #1bd5a1a2
 from __future__ import annotations
-import contextlib, math, os, pickle, random, resource, shutil, sys, threading, time
+import contextlib, difflib, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -21,10 +21,11 @@ from .models import export_model
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
-           'CancelEpochException', 'CancelFitException', 'Callback', 'Learner', 'adamw', 'fit', 'validate', 'get_preds',
-           'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast',
-           'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'StopOnNaN', 'CSVLogger', 'TensorBoardLogger',
-           'load_checkpoint', 'SaveCheckpoint', 'ExportModel', 'ProgressBar', 'make_learner']
+           'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Learner', 'adamw', 'fit',
+           'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip',
+           'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'StopOnNaN',
+           'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'SaveCheckpoint', 'ExportModel',
+           'ProgressBar', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -37,6 +38,7 @@ class CancelFitException(Exception): "Stop training and go to `after_fit`."
 EVENTS = ('before_fit before_epoch before_train before_batch after_pred after_loss before_backward before_step '
           'after_step after_cancel_step after_cancel_batch after_batch after_cancel_train after_train before_validate '
           'after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit cleanup_fit').split()
+_EVENT_SET = frozenset(EVENTS)
 _INNER = set('before_batch after_pred after_loss before_backward before_step after_step after_cancel_step '
              'after_cancel_batch after_batch'.split())
 
@@ -46,6 +48,14 @@ def _snake(name:str)->str:
     name = re.sub(r'Callback$', '', name) or name
     return re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()
 
+class ShadowingWarning(UserWarning):
+    "A callback gave itself an attribute the learner has: its reads see its own copy, and the learner is unchanged."
+
+def _shadowing(cb, name:str):
+    warnings.warn(f"{type(cb).__name__}.{name} shadows the learner's {name!r}: the learner keeps its own value, and the "
+                  f"callback reads its copy. Assign self.learn.{name} to change the learner, or rename the callback's "
+                  "attribute.", ShadowingWarning, stacklevel=3)
+
 class Callback:
     "Base class for the learner's callbacks: define methods named after events."
     order, run_train, run_valid, learn = 0, True, True, None
@@ -54,6 +64,23 @@ class Callback:
         learn = self.__dict__.get('learn')
         if learn is not None and not name.startswith('__'): return getattr(learn, name)
         raise AttributeError(f'{type(self).__name__!r} has no attribute {name!r}')
+
+    def __setattr__(self, name, value):
+        learn = self.__dict__.get('learn')
+        if learn is not None and name not in self.__dict__ and hasattr(learn, name): _shadowing(self, name)
+        super().__setattr__(name, value)
+
+    def check_contract(self, learn # the learner it is being attached to
+                      ):
+        "Refuse methods named like events that are not events; warn about attributes that shadow the learner's."
+        unknown = [m for m in dir(type(self)) if m.startswith(('before_', 'after_', 'cleanup_')) and m not in EVENTS]
+        if unknown:
+            close = {m: difflib.get_close_matches(m, EVENTS, n=1) for m in unknown}
+            hints = ', '.join(f"{m} (did you mean {c[0]}?)" if c else m for m, c in close.items())
+            raise AttributeError(f"{type(self).__name__} has method(s) named like events that are not events: {hints}. "
+                                 f"They would never run; the events are {', '.join(EVENTS)}.")
+        for name in self.__dict__:
+            if name != 'learn' and hasattr(learn, name): _shadowing(self, name)
 
     @property
     def name(self)->str: # snake-case class name without 'Callback'; the learner's attribute for it
@@ -106,6 +133,7 @@ class Learner:
                ):
         "Attach callbacks; each becomes an attribute named after it (`learn.recorder`)."
         for cb in cbs:
+            cb.check_contract(self)
             cb.learn = self
             self.cbs.append(cb)
             setattr(self, cb.name, cb)
@@ -128,9 +156,15 @@ class Learner:
         try: yield self
         finally: self.remove_cbs(cbs)
 
-    def __call__(self, event:str # the event to fire
+    def get_cb(self, cls:type # a callback class
+              ):
+        "The attached callback that is an instance of `cls`, or None."
+        return next((cb for cb in self.cbs if isinstance(cb, cls)), None)
+
+    def __call__(self, event:str # the event to fire: one of `EVENTS`
                 ):
         "Fire `event` to every callback, in their order."
+        if event not in _EVENT_SET: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
         for cb in self.cbs: cb(event)
 
     def _with_events(self, f, name, cancel):
@@ -564,6 +598,14 @@ def load_checkpoint(path:Path|str # a `.pt` file written by `SaveCheckpoint`
                  else ' Start the run again with overwrite=True (-p overwrite True).')
         raise RuntimeError(f'{path} is not a readable kd_nb checkpoint: it was cut short or damaged ({e}).{where}') from e
 
+def monitor_mode(monitor:str, # a column of the epoch row, e.g. 'val_acc' or 'val_loss'
+                 mode:str='auto', # 'max', 'min', or 'auto' (min for losses, max otherwise)
+                )->str: # 'min' or 'max'
+    "Which way `monitor` improves; refuses anything but a validation column, so nothing is ever selected on test."
+    if not monitor.startswith('val_'): raise ValueError(f'monitor={monitor!r}: select on a validation column (val_*), never on test.')
+    if mode not in ('auto', 'min', 'max'): raise ValueError(f"mode={mode!r}: use 'auto', 'min' or 'max'.")
+    return ('min' if 'loss' in monitor else 'max') if mode == 'auto' else mode
+
 class SaveCheckpoint(Callback):
     "Save `last.pt` every epoch and `best.pt` on improvement; resume from `last.pt`; end with the best weights."
     writer, error = None, None  # the background write in progress, and what it raised
@@ -575,9 +617,8 @@ class SaveCheckpoint(Callback):
                  folder:str='checkpoints', # inside the learner's run folder
                  load_best:bool=True, # load the best weights into the model at the end of the fit
                 ):
-        if not monitor.startswith('val_'): raise ValueError(f'monitor={monitor!r}: select on a validation column (val_*), never on test.')
         self.monitor, self.resume, self.folder, self.load_best = monitor, resume, folder, load_best
-        self.mode = ('min' if 'loss' in monitor else 'max') if mode == 'auto' else mode
+        self.mode = monitor_mode(monitor, mode)
 
     @property
     def last_path(self): return self.learn.path/self.folder/'last.pt'
@@ -650,9 +691,9 @@ class ExportModel(Callback):
     def __init__(self,
                  folder:str='checkpoints/model', # inside the learner's run folder
                  **config, # passed to `export_model`: mean, std, and extra fields such as task, label_names, dataset
-                ): self.folder, self.config = folder, config
+                ): self.folder, self.export_fields = folder, config
     def after_fit(self):
-        if is_main_process(): export_model(unwrap(self.model), self.path/self.folder, **self.config)
+        if is_main_process(): export_model(unwrap(self.model), self.path/self.folder, **self.export_fields)
 
 # %% ../nbs/05_learner.ipynb #7f3deec0
 def _clock(seconds:float)->str: return time.strftime('%H:%M:%S', time.gmtime(max(seconds, 0)))

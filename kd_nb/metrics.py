@@ -10,20 +10,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score, confusion_matrix, multilabel_confusion_matrix
-from .core import atomic_path
+from .core import atomic_path, check_task
 
 # %% auto #0
-__all__ = ['TASKS', 'check_task', 'scores_from_logits', 'classification_metrics', 'confusion', 'MetricsCSV']
+__all__ = ['scores_from_logits', 'classification_metrics', 'confusion', 'MetricsCSV']
 
 # %% ../nbs/04_metrics.ipynb #cf9a4b77
-TASKS = ('multi-class', 'binary-class', 'multi-label', 'ordinal-regression')
-
-def check_task(task:str, # a task type, e.g. 'multi-class'
-              )->str: # `task`, if known
-    "Raise a clear error for an unknown task type."
-    if task not in TASKS: raise ValueError(f"Unknown task {task!r}; kd_nb knows {', '.join(TASKS)}.")
-    return task
-
 def scores_from_logits(logits:Tensor|np.ndarray, # (N, C) raw model outputs
                        task:str, # one of `TASKS`
                       )->np.ndarray: # (N, C) float64 probabilities

@@ -18,15 +18,16 @@ from safetensors.torch import save_file
 from .core import atomic_path, write_json, default_device, amp_dtype, synchronize
 
 # %% auto #0
-__all__ = ['FAMILIES', 'STAGES', 'arch_name', 'WeightsUnavailableError', 'create_model', 'model_input_config', 'export_model',
-           'load_exported', 'ForwardHooks', 'stage_outputs', 'evaluating', 'feature_maps', 'unfused_attention',
-           'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout', 'count_flops', 'model_stats']
+__all__ = ['FAMILIES', 'CHAIN', 'WEIGHT_SUFFIXES', 'timm_name', 'WeightsUnavailableError', 'create_model', 'model_input_config',
+           'export_model', 'load_exported', 'ForwardHooks', 'layer_outputs', 'evaluating', 'feature_maps',
+           'unfused_attention', 'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout',
+           'count_flops', 'model_stats']
 
 # %% ../nbs/02_models.ipynb #b914bdeb
 FAMILIES = {'cnn': {'teacher': 'resnet50', 'assistant': 'resnet34', 'student': 'resnet18'},
             'vit': {'teacher': 'vit_base_patch16_224', 'assistant': 'vit_small_patch16_224',
                     'student': 'vit_tiny_patch16_224'}}
-STAGES = ('teacher', 'assistant', 'student')
+CHAIN = ('teacher', 'assistant', 'student')  # the roles, largest model first
 
 def _check_timm_name(name:str):
     "Raise one clear error unless `name` (optionally `name.tag`) is a timm model with a known pretrained tag."
@@ -39,16 +40,16 @@ def _check_timm_name(name:str):
         tags = timm.list_pretrained(name.split('.')[0] + '.*')
         raise ValueError(f"{name!r}: {e} Known tags: {', '.join(tags) or 'none'}.") from None
 
-def arch_name(family:str, # 'cnn' or 'vit'
-              stage:str, # 'teacher', 'assistant' or 'student'
-              override:str|None=None, # another timm model name for this stage
+def timm_name(family:str, # 'cnn' or 'vit'
+              role:str, # 'teacher', 'assistant' or 'student': one of `CHAIN`
+              override:str|None=None, # another timm model name for this role
              )->str: # the timm model name
-    "The timm model name of a family's stage, or `override` after checking that timm knows it."
+    "The timm model name of a family's role, or `override` after checking that timm knows it."
     if family not in FAMILIES:
         raise ValueError(f"Unknown family {family!r}; choose one of {', '.join(FAMILIES)}.")
-    if stage not in STAGES:
-        raise ValueError(f"Unknown stage {stage!r}; choose one of {', '.join(STAGES)}.")
-    name = override or FAMILIES[family][stage]
+    if role not in CHAIN:
+        raise ValueError(f"Unknown role {role!r}; choose one of {', '.join(CHAIN)}.")
+    name = override or FAMILIES[family][role]
     _check_timm_name(name)
     return name
 
@@ -56,7 +57,7 @@ def arch_name(family:str, # 'cnn' or 'vit'
 class WeightsUnavailableError(RuntimeError):
     "Pretrained weights could not be fetched from the hub (typically: this machine is offline)."
 
-_WEIGHT_SUFFIXES = ('.safetensors', '.pth', '.pt', '.bin')
+WEIGHT_SUFFIXES = ('.safetensors', '.pth', '.pt', '.bin')
 _STEMS = ('auto', 'imagenet', 'cifar')
 
 def _weights_source(pretrained)->tuple[str, Path|None]:
@@ -66,7 +67,7 @@ def _weights_source(pretrained)->tuple[str, Path|None]:
     usage = "pretrained must be 'imagenet', None/'scratch', or the path of a .safetensors or .pth weights file"
     if not isinstance(pretrained, (str, Path)): raise ValueError(f"{usage}; got {pretrained!r}.")
     path = Path(pretrained).expanduser()
-    if path.suffix not in _WEIGHT_SUFFIXES: raise ValueError(f"{usage}; got {str(pretrained)!r}.")
+    if path.suffix not in WEIGHT_SUFFIXES: raise ValueError(f"{usage}; got {str(pretrained)!r}.")
     if not path.is_file(): raise FileNotFoundError(f"No weights file at {path} ({usage}).")
     return 'file', path.resolve()
 
@@ -135,7 +136,7 @@ _NOT_MODEL_ARGS = ('pretrained_cfg_overlay', 'cache_dir', 'drop_rate', 'drop_pat
                    'proj_drop_rate', 'pos_drop_rate', 'patch_drop_rate')
 
 def create_model(family:str, # 'cnn' or 'vit'
-                 stage:str, # 'teacher', 'assistant' or 'student'
+                 role:str, # 'teacher', 'assistant' or 'student': one of `CHAIN`
                  num_classes:int, # outputs of the head (classes, or labels for multi-label tasks)
                  pretrained:str|Path|None=None, # 'imagenet' (timm hub), a local .safetensors/.pth file, or None/'scratch'
                  img_size:int|None=None, # input side; default: the pretrained config's (224), or 224 from scratch
@@ -143,12 +144,12 @@ def create_model(family:str, # 'cnn' or 'vit'
                  grad_checkpointing:bool=False, # recompute activations in backward (timm's `set_grad_checkpointing`)
                  stem:str='auto', # ResNets: 'imagenet' (7x7/2 + max-pool) or 'cifar' (3x3/1, no max-pool); 'auto' = 'imagenet'
                  patch_size:int|None=None, # ViTs: patch side, e.g. 4 at 32 px; default: the architecture's
-                 arch:str|None=None, # another timm name for this stage
+                 model_name:str|None=None, # another timm name for this role
                  channels_last:bool=True, # CNN family: channels_last memory format
                  **timm_kwargs, # passed to `timm.create_model` (e.g. drop_path_rate, cache_dir, pretrained_cfg_overlay)
                 )->nn.Module: # the timm model, with `kd_config` recording how it was built
-    "Build a family's stage through timm: pretrained, from a local file or from scratch, adapted to the input."
-    name = arch_name(family, stage, arch)
+    "Build a family's model for `role` through timm: pretrained, from a local file or from scratch, adapted to the input."
+    name = timm_name(family, role, model_name)
     source, weights_file = _weights_source(pretrained)
     if stem not in _STEMS: raise ValueError(f"stem must be one of {', '.join(_STEMS)}; got {stem!r}.")
     stem = 'imagenet' if stem == 'auto' else stem
@@ -181,7 +182,7 @@ def create_model(family:str, # 'cnn' or 'vit'
             raise
     if grad_checkpointing: model.set_grad_checkpointing(True)
     if channels_last and family == 'cnn': model = model.to(memory_format=torch.channels_last)
-    model.kd_config = dict(family=family, stage=stage, arch=name, num_classes=num_classes,
+    model.kd_config = dict(family=family, role=role, model_name=name, num_classes=num_classes,
                            pretrained=str(weights_file) if weights_file else source, img_size=img_size,
                            in_chans=in_chans, stem=stem if family == 'cnn' else None, patch_size=patch_size,
                            channels_last=channels_last and family == 'cnn', grad_checkpointing=grad_checkpointing,
@@ -202,7 +203,7 @@ def model_input_config(model:nn.Module, # a model from `create_model` (or any ti
                 crop_pct=cfg.get('crop_pct', 1.), from_pretraining=kd.get('from_pretraining'))
 
 # %% ../nbs/02_models.ipynb #6fefd430
-_EXPORT_FIELDS = ('family', 'stage', 'arch', 'img_size', 'in_chans', 'stem', 'patch_size', 'from_pretraining')
+_EXPORT_FIELDS = ('family', 'role', 'model_name', 'img_size', 'in_chans', 'stem', 'patch_size', 'from_pretraining')
 _SOURCE_KEYS = ('url', 'file', 'state_dict', 'hf_hub_id', 'hf_hub_filename', 'source', 'test_input_size',
                 'test_crop_pct', 'test_pool_size', 'pool_size', 'label_names', 'label_descriptions', 'label_offset')
 _PRETRAINING_KEYS = ('tag', 'license', 'origin_url', 'paper_ids', 'paper_name', 'description', 'notes')  # not for scratch weights
@@ -251,9 +252,10 @@ def load_exported(folder:Path|str, # a folder written by `export_model`
     overlay = {k: tuple(v) if isinstance(v, list) else v for k, v in source_cfg.items()
                if k in ('input_size', 'mean', 'std', 'interpolation', 'crop_pct', 'crop_mode', 'num_classes')}
     timm_args = {k: v for k, v in config['model_args'].items() if k not in ('num_classes', 'in_chans', 'img_size', 'patch_size')}
-    args = dict(family=config['family'], stage=config['stage'], num_classes=config['num_classes'],
+    role, name = config.get('role', config.get('stage')), config.get('model_name', config.get('arch'))  # earlier exports
+    args = dict(family=config['family'], role=role, num_classes=config['num_classes'],
                 img_size=config['img_size'], in_chans=config['in_chans'], stem=config['stem'] or 'auto',
-                patch_size=config['patch_size'], arch=config['arch'], pretrained_cfg_overlay=overlay, **timm_args)
+                patch_size=config['patch_size'], model_name=name, pretrained_cfg_overlay=overlay, **timm_args)
     model = create_model(pretrained=folder/'model.safetensors', **(args | overrides))
     model.kd_config['from_pretraining'] = config['from_pretraining']
     model.export_config = config
@@ -290,20 +292,20 @@ def _no_hooks_left(model):
     return all(not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks) for m in model.modules())
 
 # %% ../nbs/02_models.ipynb #913b3ee1
-def _stage_modules(model:nn.Module, names:list[str]|None)->dict[str, nn.Module]:
+def _layer_modules(model:nn.Module, names:list[str]|None)->dict[str, nn.Module]:
     names = names or [n for n in ('layer1', 'layer2', 'layer3', 'layer4') if hasattr(model, n)]
-    if not names: raise ValueError(f"{type(model).__name__} has no ResNet stages (layer1..layer4); pass `names`, "
+    if not names: raise ValueError(f"{type(model).__name__} has no ResNet layers (layer1..layer4); pass `names`, "
                                    "or use attention_maps for a ViT.")
     modules = {n: model.get_submodule(n) for n in names}
     return {n: m[-1] if isinstance(m, nn.Sequential) and len(m) else m for n, m in modules.items()}
 
 @contextlib.contextmanager
-def stage_outputs(model:nn.Module, # a ResNet (or any model with the named stages)
-                  names:list[str]|None=None, # stage modules; default: layer1..layer4
+def layer_outputs(model:nn.Module, # a ResNet (or any model with the named layers)
+                  names:list[str]|None=None, # layer modules; default: layer1..layer4
                   max_images:int|None=None, # keep only the first images of each batch
-                 )->dict: # filled by the forward passes inside the block: stage name -> (B, C, H, W)
-    "Collect each stage's output during the forward passes inside a `with` block."
-    with ForwardHooks(_stage_modules(model, names), max_images=max_images) as hooks: yield hooks.stored
+                 )->dict: # filled by the forward passes inside the block: layer name -> (B, C, H, W)
+    "Collect each layer's output during the forward passes inside a `with` block."
+    with ForwardHooks(_layer_modules(model, names), max_images=max_images) as hooks: yield hooks.stored
 
 @contextlib.contextmanager
 def evaluating(model:nn.Module, # any model
@@ -316,10 +318,10 @@ def evaluating(model:nn.Module, # any model
 
 def feature_maps(model:nn.Module, # a ResNet
                  x:Tensor, # a batch of normalised images, (B, C, H, W)
-                 names:list[str]|None=None, # stage modules; default: layer1..layer4
-                )->list[Tensor]: # each stage's output, (B, C_i, H_i, W_i)
-    "Each ResNet stage's output for `x`, computed in eval mode without gradients."
-    with evaluating(model), stage_outputs(model, names) as store: model(x)
+                 names:list[str]|None=None, # layer modules; default: layer1..layer4
+                )->list[Tensor]: # each layer's output, (B, C_i, H_i, W_i)
+    "Each ResNet layer's output for `x`, computed in eval mode without gradients."
+    with evaluating(model), layer_outputs(model, names) as store: model(x)
     return list(store.values())
 
 # %% ../nbs/02_models.ipynb #37393e4b

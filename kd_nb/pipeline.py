@@ -11,9 +11,9 @@ import kd_nb
 from . import core
 from .core import FolderLockedError
 from .data import ensure_prepared, load_dataset, DataError
-from .experiment import (CHAIN, BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, run_dir,
-                              run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs)
-from .models import arch_name
+from .models import CHAIN
+from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
+                              run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs)
 
 # %% auto #0
 __all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook', 'stage_plan',
@@ -98,7 +98,7 @@ def stage_plan(cfg:StageConfig, # a resolved configuration
     device = core.default_device()
     dtype = core.amp_dtype(device, cfg.amp)
     epochs = budget_epochs(cfg, train_images)
-    return (f"{arch_name(cfg.arch, RUN_PLAN[cfg.stage][0], cfg.model_name)}, {epochs} epoch{'s' * (epochs != 1)} of "
+    return (f"{stage_model_name(cfg)}, {epochs} epoch{'s' * (epochs != 1)} of "
             f"{train_images:,} images at {cfg.img_size} px, batch {cfg.batch_size}, on {device} in "
             f"{'fp32' if dtype is None else str(dtype).removeprefix('torch.')}")
 

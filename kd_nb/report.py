@@ -13,7 +13,8 @@ import seaborn as sns
 
 from .core import experiments_root, figures_root, atomic_path, project_root
 from .metrics import MetricsCSV
-from .experiment import RUNS, CHAIN, BASELINES
+from .models import CHAIN
+from .experiment import RUNS, BASELINES
 from .viz import save_figure, draw_confusion
 
 # %% auto #0

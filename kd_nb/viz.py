@@ -16,7 +16,7 @@ import seaborn as sns
 
 from .core import atomic_path, is_main_process
 from .metrics import confusion
-from .models import evaluating, stage_outputs, capture_attention, attention_rollout
+from .models import evaluating, layer_outputs, capture_attention, attention_rollout
 from .learner import Callback, unwrap
 
 # %% auto #0
@@ -123,7 +123,7 @@ def capture_views(model:nn.Module, # a ResNet, a timm ViT, or any classifier (pr
     model, kind = unwrap(model), map_kind(model)
     with evaluating(model):
         if kind == 'features':
-            with stage_outputs(model) as outputs, _maybe(autocast): logits = model(x)
+            with layer_outputs(model) as outputs, _maybe(autocast): logits = model(x)
             views = dict(maps={name: _top_channels(out, top) for name, out in outputs.items()})
         elif kind == 'attention':
             with capture_attention(model) as attention, _maybe(autocast): logits = model(x)
