@@ -8,8 +8,14 @@ output.
 
     python .ci/docs.py proc     # nbdev's docs pre-processing into _proc/
     python .ci/docs.py readme   # the same, then README.md from _proc/index.ipynb
+    python .ci/docs.py outputs [NB ...]   # run the library notebooks as nbdev_test does and keep their outputs
+    python .ci/docs.py check-outputs      # every show_doc cell of the library notebooks has its output
+
+The library notebooks are committed with the outputs of their examples, so the docs site and GitHub show what each
+function does; `nbdev_clean` keeps outputs (clear_all = False) and strips only execution counts and metadata.
 """
-import json, sys
+import json, os, re, sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import yaml
 import nbdev.quarto
@@ -62,7 +68,53 @@ def readme():
     (cfg.config_path/'README.md').write_text(render(cache/cfg.readme_nb), encoding='utf-8')
 
 
+def _library_notebooks():
+    "The numbered notebooks: the library, its docs and its tests."
+    return sorted(get_config().nbs_path.glob('[0-9][0-9]*.ipynb'))
+
+
+def _run_one(fn:Path)->str:
+    "Execute `fn` with the cells nbdev_test would run, and write the outputs into the notebook itself."
+    from execnb.nbio import read_nb, write_nb
+    from execnb.shell import CaptureShell
+    from nbdev.process import NBProcessor
+    from nbdev.frontmatter import FrontmatterProc
+    from fastcore.xtras import working_directory
+    os.environ['IN_TEST'] = '1'  # as under nbdev_test: the dashboard draws into files, not widgets
+    skip = set(get_config().tst_flags.split())
+    nb = NBProcessor(fn, procs=FrontmatterProc, process=True).nb
+    def no_eval(cell):
+        if cell.cell_type != 'code' or 'nbdev_export(' in cell.source: return True
+        directives = getattr(cell, 'directives_', {}) or {}
+        return directives.get('eval:', [''])[0].lower() == 'false' or bool(skip & directives.keys())
+    with working_directory(fn.parent): CaptureShell(fn).run_all(nb, exc_stop=True, preproc=no_eval)
+    raw = read_nb(fn)
+    assert len(raw.cells) == len(nb.cells), fn
+    for kept, ran in zip(raw.cells, nb.cells):
+        if kept.cell_type == 'code': kept['outputs'] = ran.get('outputs', [])
+    write_nb(raw, fn)
+    return fn.name
+
+
+def outputs(*names):
+    "Run the named library notebooks (default: all), two at a time, and keep their outputs."
+    paths = [Path(n) for n in names] if names else _library_notebooks()
+    with ProcessPoolExecutor(2) as pool:
+        for name in pool.map(_run_one, paths): print(f'outputs kept: {name}')
+    import subprocess
+    subprocess.run([str(Path(sys.executable).parent/'nbdev_clean')], check=True)  # execution counts and metadata go
+
+
+def check_outputs():
+    "Fail if a library notebook lost its outputs: every `show_doc` cell must show its documentation."
+    missing = [f'{fn.name}: {src.strip()}' for fn in _library_notebooks()
+               for cell in json.loads(fn.read_text(encoding='utf-8'))['cells']
+               if cell['cell_type'] == 'code' and re.match(r'show_doc\(', src := _text(cell['source'])) and not cell['outputs']]
+    if missing:
+        sys.exit('Notebooks committed without their outputs (run `make outputs`, then commit):\n  ' + '\n  '.join(missing))
+
+
 if __name__ == '__main__':
-    cmds = dict(proc=proc, readme=readme)
-    if len(sys.argv) != 2 or sys.argv[1] not in cmds: sys.exit(__doc__)
-    cmds[sys.argv[1]]()
+    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds or (len(sys.argv) > 2 and sys.argv[1] != 'outputs'): sys.exit(__doc__)
+    cmds[sys.argv[1]](*sys.argv[2:])
