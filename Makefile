@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kd_nb-installed
 KERNEL := kd_nb
 
-.PHONY: setup test test-slow test-timm-floor check-sync readme demo lab docs gpu-prepare gpu-check clean-venv
+.PHONY: setup test test-slow test-timm-floor check-sync readme outputs demo lab docs gpu-prepare gpu-check clean-venv
 
 setup: $(STAMP)
 
@@ -54,6 +54,12 @@ check-sync: setup
 	$(BIN)/python .ci/docs.py readme >/dev/null || fail "Docs pre-processing (nbdev_proc_nbs) failed."; \
 	[ "$$(state)" == "$$before" ] || fail "README.md is out of date: run 'make readme' and commit it."; \
 	echo "check-sync: library and notebooks in sync, notebooks clean, docs pre-processing ok, README current"
+
+# The library notebooks keep the outputs of their examples (the docs site and GitHub show them): after editing a
+# notebook, `make outputs NB=nbs/05_learner.ipynb` (or all of them: `make outputs`) runs it as nbdev_test does and keeps them.
+NB ?=
+outputs: setup
+	$(BIN)/python .ci/docs.py outputs $(NB)
 
 # README.md is rendered from nbs/index.ipynb (nbdev_readme needs Quarto; .ci/docs.py does its job without it).
 readme: setup

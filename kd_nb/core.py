@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #3b3ccd14
 from __future__ import annotations
-import os, gc, json, random, socket, platform, subprocess, configparser, contextlib, importlib.metadata
+import os, gc, json, random, socket, hashlib, platform, subprocess, configparser, contextlib, importlib.metadata
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
@@ -12,10 +12,10 @@ import torch
 
 # %% auto #0
 __all__ = ['AMP_CHOICES', 'TASKS', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
-           'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'FolderLockedError', 'lock_folder',
-           'unlock_folder', 'as_device', 'default_device', 'synchronize', 'to_device', 'cpu_has_bf16', 'amp_dtype',
-           'needs_grad_scaler', 'check_task', 'seed_everything', 'is_main_process', 'free_memory', 'git_info',
-           'hardware_info', 'run_metadata']
+           'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'file_digests', 'FolderLockedError',
+           'lock_folder', 'unlock_folder', 'as_device', 'default_device', 'synchronize', 'to_device', 'cpu_has_bf16',
+           'amp_dtype', 'needs_grad_scaler', 'check_task', 'seed_everything', 'is_main_process', 'free_memory',
+           'git_info', 'hardware_info', 'run_metadata']
 
 # %% ../nbs/00_core.ipynb #09df75a7
 def project_root(start:Path|str|None=None, # folder to search upwards from; default: the working directory
@@ -110,6 +110,17 @@ def remove_stale_partials(folder:Path|str, # where `atomic_path` wrote
         pid = tmp.name.rsplit('.partial-', 1)[-1].split('.')[0]
         if tmp.is_file() and pid.isdigit() and not pid_alive(int(pid)): tmp.unlink(missing_ok=True); removed.append(tmp)
     return removed
+
+# %% ../nbs/00_core.ipynb #c346f1a5
+def file_digests(path:Path|str, # the file to read
+                 *algorithms:str, # hashlib names, e.g. 'md5', 'sha256'; default: sha256
+                )->tuple: # one hex digest per algorithm, in order
+    "Digests of a file read once, in blocks."
+    digests = [hashlib.new(a) for a in (algorithms or ('sha256',))]
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 23), b''):
+            for d in digests: d.update(block)
+    return tuple(d.hexdigest() for d in digests)
 
 # %% ../nbs/00_core.ipynb #a70ef921
 class FolderLockedError(RuntimeError):
