@@ -4,10 +4,10 @@
 
 # %% ../nbs/01b_verify.ipynb #38e42bf8
 from __future__ import annotations
-import sys, json, difflib, argparse
+import sys, json, difflib, argparse, functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 import numpy as np
 from .core import data_root
 from .data import SPLITS, TASKS, MEDMNIST_SIZES, DataError, medmnist_flags, medmnist_name, prepare, prepare_command
@@ -20,7 +20,6 @@ from .data import _overlap_notes
 __all__ = ['VERIFY_CHECKS', 'Failure', 'VerifyReport', 'verify', 'ensure_prepared', 'check_integrity', 'main']
 
 # %% ../nbs/01b_verify.ipynb #754f788f
-VERIFY_CHECKS = ('metadata', 'files', 'shapes', 'counts', 'checksums', 'values', 'labels', 'overlap')
 _REQUIRED = dict(format=int, name=str, kind=str, task=str, label_names=list, num_classes=int, channels=int,
                  image_size=list, counts=dict, class_histogram=dict, mean=list, std=list, files=dict, source=dict,
                  split_seed=int, shared_images=dict, kd_nb_version=str)
@@ -56,25 +55,66 @@ class VerifyReport:
         return '\n'.join(lines)
     __repr__ = __str__
 
-# %% ../nbs/01b_verify.ipynb #19f0a7d1
-def _expected_label_shape(meta, n):
-    return (n, meta['num_classes']) if meta['task'] == 'multi-label' else (n,)
+# %% ../nbs/01b_verify.ipynb #0cab9b18
+_ARRAY_FILES = tuple(sorted(f'{s}_{part}.npy' for s in SPLITS for part in ('images', 'labels')))
+_CHECKS = {} # check name -> (function, whether it reads whole arrays), in the order the checks run
 
-def _labels_in_range(meta:dict, labels:np.ndarray)->bool:
-    "Whether a split's labels are class indices of `meta`'s classes (0/1 rows for multi-label sets)."
-    if meta['task'] == 'multi-label': return bool(np.isin(labels, (0, 1)).all())
-    return not len(labels) or bool(labels.min() >= 0 and labels.max() < meta['num_classes'])
+def _check(name:str, # the check's name in reports and in `VERIFY_CHECKS`
+           full:bool=False, # it reads whole arrays: skipped by a quick verify
+          )->Callable: # registers the decorated function and returns it
+    "Register a check of one prepared folder; checks run in the order they are registered."
+    def register(f): _CHECKS[name] = (f, full); return f
+    return register
 
-def _verify_one(folder:Path, full:bool)->tuple:
-    name, results, notes = folder.name, [], []
-    def check(kind, ok, file, message=''): results.append((name, kind, bool(ok), str(file), message)); return ok
-    meta_path = folder/'metadata.json'
-    if not meta_path.is_file():
-        check('metadata', False, meta_path, 'missing: not a prepared set (an interrupted prepare?); run kd_prepare again.')
-        return results, notes
-    try: meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as e:
-        check('metadata', False, meta_path, f'unreadable ({e}); run kd_prepare again.'); return results, notes
+class _Prepared:
+    "One prepared folder as the checks see it: its metadata, the arrays opened so far, the rows and notes recorded."
+    def __init__(self, folder:Path, # the prepared folder
+                 meta:dict|None=None, # its metadata, when already read (the metadata check reads it otherwise)
+                ):
+        self.folder, self.meta, self.arrays, self.results, self.notes = Path(folder), meta, {}, [], []
+
+    def record(self, check:str, # the check's name
+               ok, # whether it passed
+               file, # the file the row is about
+               message:str='', # what is wrong (shown only when it fails)
+              )->bool: # `ok`, as a bool
+        "Record one row of a check."
+        self.results.append((self.folder.name, check, bool(ok), str(file), message))
+        return bool(ok)
+
+    @property
+    def failed(self)->bool: return any(not r[2] for r in self.results)
+
+    def array(self, file:str, # e.g. 'train_labels.npy'
+             )->np.ndarray: # memory-mapped
+        "The array in `file`: the one the shapes check opened, else opened now."
+        if file not in self.arrays: self.arrays[file] = np.load(self.folder/file, mmap_mode='r')
+        return self.arrays[file]
+
+    @functools.cached_property
+    def scan(self)->dict: # split -> digests (per image), lo and hi (pixel range), hist (train: per channel)
+        "One read of every image array, for the checks that need whole images."
+        out = {}
+        for s in SPLITS:
+            digests, lo, hi, hist = [], 255, 0, np.zeros((self.meta['channels'], 256), np.int64)
+            for block in _array_blocks(self.array(f'{s}_images.npy'))():
+                block = np.asarray(block)
+                digests += _image_digests(block)
+                lo, hi = min(lo, int(block.min())), max(hi, int(block.max()))
+                if s == 'train': hist += _channel_histogram(block)
+            out[s] = dict(digests=digests, lo=lo, hi=hi, hist=hist)
+        return out
+
+# %% ../nbs/01b_verify.ipynb #e6aa0e4c
+@_check('metadata')
+def _check_metadata(p:_Prepared, # the folder being checked
+                   )->bool: # False: no other check can run
+    "metadata.json is there, readable, complete, and agrees with itself and with its folder's name."
+    path = p.folder/'metadata.json'
+    if not path.is_file():
+        return p.record('metadata', False, path, 'missing: not a prepared set (an interrupted prepare?); run kd_prepare again.')
+    try: p.meta = meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e: return p.record('metadata', False, path, f'unreadable ({e}); run kd_prepare again.')
     problems = [f'{k} missing' for k in _REQUIRED if k not in meta]
     problems += [f'{k} should be a {t.__name__}' for k, t in _REQUIRED.items() if k in meta and not isinstance(meta[k], t)]
     if not problems:
@@ -84,66 +124,121 @@ def _verify_one(folder:Path, full:bool)->tuple:
             problems.append('channels, mean and std disagree')
         if set(meta['counts']) != set(SPLITS): problems.append(f"counts should cover {', '.join(SPLITS)}")
         if len(meta['image_size']) != 2: problems.append('image_size should be [H, W]')
-        if meta['name'] != name: problems.append(f"name {meta['name']!r} differs from the folder's")
-        entries = meta['files'].values()
-        if not all(isinstance(e, dict) and {'sha256', 'bytes'} <= e.keys() for e in entries):
+        if meta['name'] != p.folder.name: problems.append(f"name {meta['name']!r} differs from the folder's")
+        if not all(isinstance(e, dict) and {'sha256', 'bytes'} <= e.keys() for e in meta['files'].values()):
             problems.append('every files entry needs sha256 and bytes')
-    if not check('metadata', not problems, meta_path, '; '.join(problems) + '; run kd_prepare again.'):
-        return results, notes
-    files = {f'{s}_{p}.npy' for s in SPLITS for p in ('images', 'labels')}
-    for f in sorted(files):
-        if f not in meta['files']: check('metadata', False, meta_path, f'no entry for {f}')
-        elif not (folder/f).is_file(): check('files', False, folder/f, 'missing; run kd_prepare again.')
-        elif (folder/f).stat().st_size != meta['files'][f]['bytes']:
-            check('files', False, folder/f, f"{(folder/f).stat().st_size:,} bytes, metadata says "
-                  f"{meta['files'][f]['bytes']:,} (truncated or replaced); run kd_prepare again.")
-        else: check('files', True, folder/f)
-    if any(not r[2] for r in results): return results, notes
-    arrays, (h, w), c = {}, meta['image_size'], meta['channels']
+    return p.record('metadata', not problems, path, '; '.join(problems) + '; run kd_prepare again.')
+
+# %% ../nbs/01b_verify.ipynb #2392ef8e
+@_check('files')
+def _check_files(p:_Prepared, # the folder being checked
+                )->bool: # False: a file is missing, unrecorded or of the wrong size
+    "Every array file has an entry in metadata.json and is on disk with the recorded size."
+    for f in _ARRAY_FILES:
+        path = p.folder/f
+        if f not in p.meta['files']: p.record('metadata', False, p.folder/'metadata.json', f'no entry for {f}')
+        elif not path.is_file(): p.record('files', False, path, 'missing; run kd_prepare again.')
+        elif (size := path.stat().st_size) != p.meta['files'][f]['bytes']:
+            p.record('files', False, path, f"{size:,} bytes, metadata says {p.meta['files'][f]['bytes']:,} "
+                     "(truncated or replaced); run kd_prepare again.")
+        else: p.record('files', True, path)
+    return not p.failed
+
+# %% ../nbs/01b_verify.ipynb #2e2b412d
+def _expected_label_shape(meta, n): return (n, meta['num_classes']) if meta['task'] == 'multi-label' else (n,)
+
+@_check('shapes')
+def _check_shapes(p:_Prepared, # the folder being checked
+                 ):
+    "Every array opens with the recorded shape and dtype; those that do stay open for the full checks."
+    (h, w), c = p.meta['image_size'], p.meta['channels']
+    label_dtype = 'float32' if p.meta['task'] == 'multi-label' else 'int64'
     for s in SPLITS:
-        n = meta['counts'][s]
-        for part, shape, dtypes in (('images', (n, h, w, c), ('uint8',)),
-                                    ('labels', _expected_label_shape(meta, n), ('float32' if meta['task'] == 'multi-label' else 'int64',))):
-            path = folder/f'{s}_{part}.npy'
+        n = p.meta['counts'][s]
+        for part, shape, dtype in (('images', (n, h, w, c), 'uint8'), ('labels', _expected_label_shape(p.meta, n), label_dtype)):
+            path = p.folder/f'{s}_{part}.npy'
             try: arr = np.load(path, mmap_mode='r')
-            except Exception as e: check('shapes', False, path, f'unreadable ({e})'); continue
-            if check('shapes', arr.shape == shape and str(arr.dtype) in dtypes, path,
-                     f'{arr.dtype} {arr.shape}, expected {dtypes[0]} {shape}'): arrays[path.name] = arr
+            except Exception as e: p.record('shapes', False, path, f'unreadable ({e})'); continue
+            if p.record('shapes', arr.shape == shape and str(arr.dtype) == dtype, path, f'{arr.dtype} {arr.shape}, expected {dtype} {shape}'):
+                p.arrays[path.name] = arr
+
+# %% ../nbs/01b_verify.ipynb #a087372f
+@_check('counts')
+def _check_counts(p:_Prepared, # the folder being checked
+                 ):
+    "A set prepared from the official release holds the published split sizes."
+    meta, path = p.meta, p.folder/'metadata.json'
     if meta['source'].get('official') and meta.get('official_counts'):
-        check('counts', meta['counts'] == meta['official_counts'], meta_path,
-              f"counts {meta['counts']} differ from the official release's {meta['official_counts']}")
-    else: check('counts', True, meta_path)
-    if not full or len(arrays) != 2*len(SPLITS): return results, notes
-    for f in sorted(files):
-        check('checksums', _sha256(folder/f) == meta['files'][f]['sha256'], folder/f,
-              'SHA-256 differs from metadata.json: the file changed after prepare; run kd_prepare again.')
-    digests = {}
+        p.record('counts', meta['counts'] == meta['official_counts'], path,
+                 f"counts {meta['counts']} differ from the official release's {meta['official_counts']}")
+    else: p.record('counts', True, path)
+
+# %% ../nbs/01b_verify.ipynb #83e455fc
+@_check('checksums', full=True)
+def _check_checksums(p:_Prepared, # the folder being checked
+                     files:tuple=_ARRAY_FILES, # the files to checksum
+                    ):
+    "Each file's SHA-256 is the one recorded at prepare time."
+    for f in files:
+        p.record('checksums', _sha256(p.folder/f) == p.meta['files'][f]['sha256'], p.folder/f,
+                 'SHA-256 differs from metadata.json: the file changed after prepare; run kd_prepare again.')
+
+# %% ../nbs/01b_verify.ipynb #8f31cc4d
+@_check('values', full=True)
+def _check_values(p:_Prepared, # the folder being checked
+                 ):
+    "No split is a single flat value (the mark of a zero-filled file), and the train pixels give the recorded mean and std."
     for s in SPLITS:
-        images, path = arrays[f'{s}_images.npy'], folder/f'{s}_images.npy'
-        digests[s], lo, hi, hist = [], 255, 0, np.zeros((c, 256), np.int64)
-        for block in _array_blocks(images)():
-            block = np.asarray(block)
-            digests[s] += _image_digests(block)
-            lo, hi = min(lo, int(block.min())), max(hi, int(block.max()))
-            if s == 'train': hist += _channel_histogram(block)
-        if len(images): check('values', lo < hi, path, f'every pixel is {lo}: a zero-filled or blank file')
+        path, scan = p.folder/f'{s}_images.npy', p.scan[s]
+        if len(p.array(path.name)): p.record('values', scan['lo'] < scan['hi'], path, f"every pixel is {scan['lo']}: a zero-filled or blank file")
         if s == 'train':
-            mean, std = _mean_std(hist)
-            check('values', np.allclose(mean, meta['mean'], atol=1e-6) and np.allclose(std, meta['std'], atol=1e-6),
-                  path, f"mean {mean} / std {std} differ from metadata's {meta['mean']} / {meta['std']}")
-        labels, lpath = np.asarray(arrays[f'{s}_labels.npy']), folder/f'{s}_labels.npy'
-        if check('labels', _labels_in_range(meta, labels), lpath, f"labels outside the {meta['num_classes']} classes"):
-            hist_now = _class_histogram(meta['task'], labels, meta['num_classes'])
-            check('labels', hist_now == meta['class_histogram'][s], lpath,
-                  f"class histogram {hist_now} differs from metadata's {meta['class_histogram'][s]}")
-    shared = _shared_counts(digests)
-    for pair, n in shared.items():
-        recorded = meta['shared_images'].get(pair, 0)
-        check('overlap', n == recorded, folder/f"{pair.split('/')[1]}_images.npy",
-              f"{n} image(s) appear in both {pair.replace('/', ' and ')}"
-              + (f' ({recorded} in the published splits)' if recorded else ''))
-    notes += [(name, note) for note in _overlap_notes(meta)]
-    return results, notes
+            mean, std = _mean_std(scan['hist'])
+            p.record('values', np.allclose(mean, p.meta['mean'], atol=1e-6) and np.allclose(std, p.meta['std'], atol=1e-6),
+                     path, f"mean {mean} / std {std} differ from metadata's {p.meta['mean']} / {p.meta['std']}")
+
+# %% ../nbs/01b_verify.ipynb #1cd7190b
+def _labels_in_range(meta:dict, labels:np.ndarray)->bool:
+    "Whether a split's labels are class indices of `meta`'s classes (0/1 rows for multi-label sets)."
+    if meta['task'] == 'multi-label': return bool(np.isin(labels, (0, 1)).all())
+    return not len(labels) or bool(labels.min() >= 0 and labels.max() < meta['num_classes'])
+
+@_check('labels', full=True)
+def _check_labels(p:_Prepared, # the folder being checked
+                 ):
+    "Each split's labels are class indices of the recorded classes, with the recorded class histogram."
+    meta = p.meta
+    for s in SPLITS:
+        path = p.folder/f'{s}_labels.npy'
+        labels = np.asarray(p.array(path.name))
+        if p.record('labels', _labels_in_range(meta, labels), path, f"labels outside the {meta['num_classes']} classes"):
+            hist = _class_histogram(meta['task'], labels, meta['num_classes'])
+            p.record('labels', hist == meta['class_histogram'][s], path,
+                     f"class histogram {hist} differs from metadata's {meta['class_histogram'][s]}")
+
+# %% ../nbs/01b_verify.ipynb #06067d10
+@_check('overlap', full=True)
+def _check_overlap(p:_Prepared, # the folder being checked
+                  ):
+    "No image is in two splits, beyond what the published splits share (recorded at prepare time, and noted)."
+    for pair, n in _shared_counts({s: p.scan[s]['digests'] for s in SPLITS}).items():
+        recorded = p.meta['shared_images'].get(pair, 0)
+        p.record('overlap', n == recorded, p.folder/f"{pair.split('/')[1]}_images.npy",
+                 f"{n} image(s) appear in both {pair.replace('/', ' and ')}" + (f' ({recorded} in the published splits)' if recorded else ''))
+    p.notes += [(p.folder.name, note) for note in _overlap_notes(p.meta)]
+
+# %% ../nbs/01b_verify.ipynb #1aa879be
+VERIFY_CHECKS = tuple(_CHECKS)
+
+# %% ../nbs/01b_verify.ipynb #19f0a7d1
+def _verify_one(folder:Path, # a prepared folder
+                full:bool, # also run the checks that read whole arrays
+               )->tuple: # (results, notes), as `VerifyReport` holds them
+    "Run the checks in order on one folder; a check that returns False stops the checks after it."
+    p = _Prepared(folder)
+    for check, reads_all in _CHECKS.values():
+        if reads_all and not (full and len(p.arrays) == len(_ARRAY_FILES)): break
+        if check(p) is False: break
+    return p.results, p.notes
 
 def verify(names:list|str|None=None, # dataset names; default: every prepared set under `root`
            root:Path|str|None=None, # the data root; default `data_root()`
@@ -183,32 +278,34 @@ def ensure_prepared(name:str, # a dataset name
     if verbose and (root/name).exists(): print(f'{name}: the prepared folder is incomplete; preparing it again.')
     return prepare(name, root, source, verbose=verbose)
 
+def _sampled_values(p:_Prepared, # the folder being checked
+                    rows:int=256, # images per split, evenly spaced
+                   ):
+    "The values check's quick stand-in for sets too large to read at every start: sampled images are not one flat value."
+    for s in SPLITS:
+        path = p.folder/f'{s}_images.npy'
+        images = p.array(path.name)
+        sample = images[np.linspace(0, len(images) - 1, min(len(images), rows)).astype(int)]
+        if len(sample): p.record('values', sample.min() < sample.max(), path, f'every sampled pixel is {sample.min()}')
+
 def check_integrity(name:str, # a prepared dataset
                     root:Path|str|None=None, # the data root; default `data_root()`
                     checksum_limit:int=4 << 30, # files up to this many bytes in all are checksummed; larger sets are sampled
                    )->Path: # the prepared folder, when it passes
-    "What a stage checks before it trains: labels in range with the recorded class counts, the files' checksums, images not blank."
+    "What a stage checks before it trains: verify's labels and checksums checks (for large sets: labels in full, images sampled)."
     root = Path(root or data_root()).expanduser()
-    folder, problems = root/name, []
-    meta = json.loads((folder/'metadata.json').read_text())
-    for s in SPLITS:
-        labels = np.load(folder/f'{s}_labels.npy')
-        if not _labels_in_range(meta, labels): problems.append(f"{s}_labels.npy: labels outside the {meta['num_classes']} classes")
-        elif _class_histogram(meta['task'], labels, meta['num_classes']) != meta['class_histogram'][s]:
-            problems.append(f"{s}_labels.npy: class counts differ from metadata.json's")
-    files = sorted(meta['files'])
-    if sum(meta['files'][f]['bytes'] for f in files) > checksum_limit:  # a fast equivalent: labels in full, images sampled
+    p = _Prepared(root/name, json.loads((root/name/'metadata.json').read_text()))
+    files = sorted(p.meta['files'])
+    _check_labels(p)
+    if sum(p.meta['files'][f]['bytes'] for f in files) > checksum_limit:  # a fast equivalent: labels in full, images sampled
         files = [f for f in files if f.endswith('_labels.npy')]
-        for s in SPLITS:
-            images = np.load(folder/f'{s}_images.npy', mmap_mode='r')
-            rows = images[np.linspace(0, len(images) - 1, min(len(images), 256)).astype(int)]
-            if len(rows) and rows.min() == rows.max(): problems.append(f'{s}_images.npy: every sampled pixel is {rows.min()}')
-    problems += [f'{f}: SHA-256 differs from metadata.json (changed after prepare)' for f in files
-                 if _sha256(folder/f) != meta['files'][f]['sha256']]
+        _sampled_values(p)
+    _check_checksums(p, files)
+    problems = [f"{Path(file).name}: {message.removesuffix('; run kd_prepare again.')}" for _, _, ok, file, message in p.results if not ok]
     if problems:
         raise DataError(f"The prepared {name!r} in {root} failed its integrity check: {'; '.join(problems)}. "
                         f"`kd_prepare --verify {name}` reports every check; prepare it again: {prepare_command(name)}.")
-    return folder
+    return p.folder
 
 # %% ../nbs/01b_verify.ipynb #ca931f58
 def _parser()->argparse.ArgumentParser:
