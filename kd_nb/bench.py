@@ -119,7 +119,7 @@ def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains
                     )->dict: # kd_nb_img_s, torchvision_img_s, ratio, and the settings
     "kd_nb's DeviceLoader against a torchvision DataLoader with PIL transforms, on the same images."
     import torchvision.transforms as T
-    from kd_nb.data import DeviceLoader
+    from kd_nb.loader import DeviceLoader
     images, labels, described = _bench_images(data, n_images)
     needed = (batches + 1) * batch_size
     if len(images) < needed: raise ValueError(f'{batches + 1} batches of {batch_size} need {needed} images; {len(images)} available.')
@@ -140,7 +140,7 @@ def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains
 # %% ../nbs/90_bench.ipynb #c30335ae
 def _bench_loaders(batch_size:int, img_size:int, device, n_train:int=4_577, n_eval:int=508, views=None, data:str='auto', seed:int=0):
     "Train/val/test loaders over the benchmark images (the CIFAR-10 copy when present)."
-    from kd_nb.data import DeviceLoader, Loaders
+    from kd_nb.loader import DeviceLoader, Loaders
     images, labels, described = _bench_images(data, n_train + 2 * n_eval)
     if len(images) < n_train + 2 * n_eval: raise ValueError(f'need {n_train + 2 * n_eval} images; {len(images)} available.')
     mean, std = tuple(images.reshape(-1, 3).mean(0) / 255), tuple(images.reshape(-1, 3).std(0) / 255)
@@ -450,7 +450,8 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
                   )->dict: # kd_nb_img_s, peer_img_s, speedup, both test accuracies and wall times, and the settings
     "A kd_nb stage against the plain PyTorch script a user would write instead, on the same data and settings."
     import tempfile
-    from kd_nb.data import ensure_prepared, load_dataset
+    from kd_nb.data import load_dataset
+    from kd_nb.verify import ensure_prepared
     from kd_nb.experiment import run_stage, RUN_PLAN, StageConfig, input_norm
     if stage not in ('student', 'teacher'): raise ValueError(f"stage={stage!r}: 'student' or 'teacher' (trained without distillation).")
     device = default_device(device or None)

@@ -16,7 +16,9 @@ from timm.models import get_pretrained_cfg
 
 from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
                         atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials)
-from .data import dataset_info, ensure_prepared, load_dataset, make_loaders, DataError
+from .data import dataset_info, load_dataset, DataError
+from .verify import ensure_prepared
+from .loader import make_loaders
 from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported, model_input_config,
                           model_stats, WeightsUnavailableError)
 from .losses import KD_METHODS

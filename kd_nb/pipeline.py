@@ -10,7 +10,8 @@ import yaml
 import kd_nb
 from . import core
 from .core import FolderLockedError
-from .data import ensure_prepared, load_dataset, DataError
+from .data import load_dataset, DataError
+from .verify import ensure_prepared
 from .models import CHAIN
 from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs)

@@ -4,15 +4,19 @@
 
 # %% ../nbs/97_testing.ipynb #2900cf48
 from __future__ import annotations
-import atexit, tempfile
+import atexit, pickle, tarfile, tempfile
 from pathlib import Path
+import numpy as np
 import torch.nn as nn
+from PIL import Image
 from .core import seed_everything
-from .data import synthetic_npz, prepare, load_dataset, make_loaders
+from .data import SPLITS, CIFAR10_LABELS, synthetic_npz, prepare, load_dataset, _CIFAR_TRAIN
+from .loader import make_loaders
 from .models import create_model
 
 # %% auto #0
-__all__ = ['tiny_dataset', 'scratch_folder', 'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model']
+__all__ = ['tiny_dataset', 'write_cifar_batches', 'write_cifar_tar', 'write_image_folder', 'truncate', 'scratch_folder',
+           'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model']
 
 # %% ../nbs/97_testing.ipynb #44f0bfa3
 def tiny_dataset(root:Path|str, # the data root to prepare it under (the set is `root/name`)
@@ -29,6 +33,72 @@ def tiny_dataset(root:Path|str, # the data root to prepare it under (the set is 
         npz = synthetic_npz(root/f'{name}.npz', task, n_classes, counts, image_size=image_size, channels=3, seed=seed)
         prepare(name, root=root, source=npz, verbose=False)
     return root
+
+# %% ../nbs/97_testing.ipynb #afe2de1e
+def write_cifar_batches(folder:Path|str, # the cifar-10-batches-py folder to write
+                        n_per_batch:int=30, # images in each of the five training batches
+                        n_test:int=40, # images in test_batch
+                        seed:int=0, # pixels and labels are a function of the seed
+                        py2_module:bool=False, # name numpy's module as the official Python 2 pickles do
+                       )->tuple: # train images (N, 32, 32, 3) uint8, train labels, test images, test labels
+    "Write a tiny CIFAR-10 copy in the official python-pickle layout; return its images and labels."
+    rng = np.random.default_rng(seed)
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    def dump(name, obj):
+        data = pickle.dumps(obj, protocol=2)
+        # the official batches were pickled by Python 2, whose numpy lived in numpy.core
+        if py2_module: data = data.replace(b'numpy._core.multiarray', b'numpy.core.multiarray')
+        (folder/name).write_bytes(data)
+    for name, n in [(f, n_per_batch) for f in _CIFAR_TRAIN] + [('test_batch', n_test)]:
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        dump(name, {b'batch_label': name.encode(), b'labels': labels.tolist(),
+                    b'data': images.transpose(0, 3, 1, 2).reshape(n, -1), b'filenames': [b'x.png'] * n})
+        out[name] = (images, labels)
+    dump('batches.meta', {b'num_cases_per_batch': n_per_batch, b'label_names': [n.encode() for n in CIFAR10_LABELS],
+                          b'num_vis': 3072})
+    train_images = np.concatenate([out[f][0] for f in _CIFAR_TRAIN])
+    train_labels = np.concatenate([out[f][1] for f in _CIFAR_TRAIN])
+    return train_images, train_labels, out['test_batch'][0], out['test_batch'][1]
+
+def write_cifar_tar(path:Path|str, # the cifar-10-python.tar.gz to write
+                    **kwargs, # `write_cifar_batches` arguments
+                   )->tuple: # as `write_cifar_batches`
+    "The same tiny copy as a cifar-10-python.tar.gz."
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        arrays = write_cifar_batches(Path(d)/'cifar-10-batches-py', **kwargs)
+        with tarfile.open(path, 'w:gz') as tar: tar.add(Path(d)/'cifar-10-batches-py', arcname='cifar-10-batches-py')
+    return arrays
+
+def write_image_folder(root:Path|str, # the folder to write train/, val/ and test/ into
+                       classes:tuple=('cat', 'dog', 'eel'), # class folder names
+                       per_class:tuple=(4, 2, 2), # images per class in train, val, test
+                       size:int=12, # image side
+                       mode:str='RGB', # 'RGB' or 'L' (grayscale)
+                       seed:int=0, # the pixels are a function of the seed
+                      )->dict: # {split: (images (N, H, W, C) uint8, labels)} in kd_nb's order
+    "Write root/{train,val,test}/{class}/*.png."
+    rng = np.random.default_rng(seed)
+    out = {}
+    for s, n in zip(SPLITS, per_class):
+        images, labels = [], []
+        for c, name in enumerate(classes):
+            (Path(root)/s/name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                im = rng.integers(0, 256, (size, size, 3) if mode == 'RGB' else (size, size), dtype=np.uint8)
+                Image.fromarray(im).save(Path(root)/s/name/f'{i:03d}.png')
+                images.append(im.reshape(size, size, -1)); labels.append(c)
+        out[s] = (np.stack(images), np.array(labels))
+    return out
+
+def truncate(path:Path|str, # the file to cut short
+             fraction:float=0.5, # the part kept
+            ):
+    "Cut a file short, as an interrupted download would."
+    data = Path(path).read_bytes(); Path(path).write_bytes(data[:int(len(data) * fraction)])
 
 # %% ../nbs/97_testing.ipynb #fef82905
 _scratch = None
