@@ -200,7 +200,7 @@ def main(argv=None):
     environment(device)
     tiny = tiny_set(root/'data') if args.tiny else None
     if 'cuda' in parts:
-        if device.type == 'cuda': cuda_cells(['01_data.ipynb', '02_models.ipynb', '05_learner.ipynb', '90_bench.ipynb'])
+        if device.type == 'cuda': cuda_cells(sorted(p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb') if '#| cuda' in p.read_text()))
         else:  # no GPU: the runner itself, on a notebook's CPU cells
             results = run_notebook(ROOT/'nbs'/'03_losses.ipynb', flags=())
             failed = [dict(cell=i, error=err) for i, _, err in results if err]
