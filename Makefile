@@ -42,6 +42,7 @@ test-slow: setup
 	$(BIN)/nbdev_test --flags slow
 
 # Exporting and cleaning must be no-ops: the library matches the notebooks and the notebooks are clean.
+# The library notebooks keep their examples' outputs (every show_doc cell shows its documentation).
 # The docs pre-processing (what Quarto would render) must run clean, and README.md must match nbs/index.ipynb.
 check-sync: setup
 	@state() { git status --porcelain --untracked-files=all; git diff; }; \
@@ -51,9 +52,10 @@ check-sync: setup
 	[ "$$(state)" == "$$before" ] || fail "kd_nb/ is out of sync with nbs/: run nbdev_export and commit the notebooks with the exported code."; \
 	$(BIN)/nbdev_clean; \
 	[ "$$(state)" == "$$before" ] || fail "Notebooks are not clean: run nbdev_clean and commit the result."; \
+	$(BIN)/python .ci/docs.py check-outputs; \
 	$(BIN)/python .ci/docs.py readme >/dev/null || fail "Docs pre-processing (nbdev_proc_nbs) failed."; \
 	[ "$$(state)" == "$$before" ] || fail "README.md is out of date: run 'make readme' and commit it."; \
-	echo "check-sync: library and notebooks in sync, notebooks clean, docs pre-processing ok, README current"
+	echo "check-sync: library and notebooks in sync, notebooks clean and with their outputs, docs pre-processing ok, README current"
 
 # The library notebooks keep the outputs of their examples (the docs site and GitHub show them): after editing a
 # notebook, `make outputs NB=nbs/05_learner.ipynb` (or all of them: `make outputs`) runs it as nbdev_test does and keeps them.

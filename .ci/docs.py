@@ -10,12 +10,14 @@ output.
     python .ci/docs.py readme   # the same, then README.md from _proc/index.ipynb
     python .ci/docs.py outputs [NB ...]   # run the library notebooks as nbdev_test does and keep their outputs
     python .ci/docs.py check-outputs      # every show_doc cell of the library notebooks has its output
+    python .ci/docs.py shrink [NB ...]    # figures in kept outputs at most 640 px wide, PNGs in a 64-colour palette
 
 The library notebooks are committed with the outputs of their examples, so the docs site and GitHub show what each
 function does; `nbdev_clean` keeps outputs (clear_all = False) and strips only execution counts and metadata.
 """
 import json, os, re, sys
-from concurrent.futures import ProcessPoolExecutor
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import yaml
 import nbdev.quarto
@@ -73,8 +75,38 @@ def _library_notebooks():
     return sorted(get_config().nbs_path.glob('[0-9][0-9]*.ipynb'))
 
 
-def _run_one(fn:Path)->str:
+def _shrink(b64:str, mime:str, max_width:int=640, limit:int=40_000)->str:
+    "A figure small enough to keep in git: at most `max_width` px wide, PNGs in a 64-colour palette."
+    import base64, io
+    from PIL import Image
+    if len(b64) <= limit: return b64
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    if im.width > max_width: im = im.resize((max_width, round(im.height * max_width / im.width)), Image.LANCZOS)
+    out = io.BytesIO()
+    if mime == 'image/png': im.convert('RGB').quantize(64).save(out, 'PNG', optimize=True)
+    else: im.convert('RGB').save(out, 'JPEG', quality=70, optimize=True)
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def _shrink_outputs(cells):
+    for cell in cells:
+        for out in cell.get('outputs', []):
+            for mime in ('image/png', 'image/jpeg'):
+                if mime in out.get('data', {}):
+                    data = out['data'][mime]
+                    out['data'][mime] = _shrink(''.join(data) if isinstance(data, list) else data, mime)
+
+
+def shrink(*names):
+    "Shrink the figures kept in the library notebooks' outputs (`outputs` does it as it keeps them)."
+    from execnb.nbio import read_nb, write_nb
+    for fn in [Path(n) for n in names] or _library_notebooks():
+        nb = read_nb(fn); _shrink_outputs(nb.cells); write_nb(nb, fn)
+
+
+def _run_one(fn:Path|str)->str:
     "Execute `fn` with the cells nbdev_test would run, and write the outputs into the notebook itself."
+    fn = Path(fn)
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     from nbdev.process import NBProcessor
@@ -92,17 +124,22 @@ def _run_one(fn:Path)->str:
     assert len(raw.cells) == len(nb.cells), fn
     for kept, ran in zip(raw.cells, nb.cells):
         if kept.cell_type == 'code': kept['outputs'] = ran.get('outputs', [])
+    _shrink_outputs(raw.cells)
     write_nb(raw, fn)
     return fn.name
 
 
 def outputs(*names):
     "Run the named library notebooks (default: all), two at a time, and keep their outputs."
-    paths = [Path(n) for n in names] if names else _library_notebooks()
-    with ProcessPoolExecutor(2) as pool:
-        for name in pool.map(_run_one, paths): print(f'outputs kept: {name}')
-    import subprocess
+    paths = [Path(n).resolve() for n in names] if names else _library_notebooks()
+    # one fresh interpreter per notebook, as nbdev_test's workers: a notebook's shell takes over its process's __main__
+    run = lambda p: subprocess.run([sys.executable, __file__, 'one-output', str(p)], capture_output=True, text=True)
+    with ThreadPoolExecutor(2) as pool:
+        failed = [(p, r.stderr[-3000:]) for p, r in zip(paths, pool.map(run, paths)) if r.returncode]
+    for p, err in failed: print(f'{p.name} failed:\n{err}', file=sys.stderr)
     subprocess.run([str(Path(sys.executable).parent/'nbdev_clean')], check=True)  # execution counts and metadata go
+    if failed: sys.exit(f"{len(failed)} notebook(s) failed; their outputs were not kept.")
+    print(f'outputs kept: {len(paths)} notebooks')
 
 
 def check_outputs():
@@ -115,6 +152,7 @@ def check_outputs():
 
 
 if __name__ == '__main__':
-    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs}
-    if len(sys.argv) < 2 or sys.argv[1] not in cmds or (len(sys.argv) > 2 and sys.argv[1] != 'outputs'): sys.exit(__doc__)
+    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs, 'one-output': _run_one, 'shrink': shrink}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds or (len(sys.argv) > 2 and sys.argv[1] not in ('outputs', 'one-output', 'shrink')):
+        sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
