@@ -115,6 +115,9 @@ def _run_one(fn:Path|str)->str:
     os.environ['IN_TEST'] = '1'  # as under nbdev_test: the dashboard draws into files, not widgets
     skip = set(get_config().tst_flags.split())
     nb = NBProcessor(fn, procs=FrontmatterProc, process=True).nb
+    # execnb leaves a cell's old outputs in place when the cell now shows nothing: start from none
+    for cell in nb.cells:
+        if cell.cell_type == 'code': cell.outputs = []
     def no_eval(cell):
         if cell.cell_type != 'code' or 'nbdev_export(' in cell.source: return True
         directives = getattr(cell, 'directives_', {}) or {}

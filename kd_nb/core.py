@@ -14,8 +14,8 @@ import torch
 __all__ = ['AMP_CHOICES', 'TASKS', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
            'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'file_digests', 'FolderLockedError',
            'lock_folder', 'unlock_folder', 'as_device', 'default_device', 'synchronize', 'to_device', 'cpu_has_bf16',
-           'amp_dtype', 'needs_grad_scaler', 'check_task', 'seed_everything', 'is_main_process', 'free_memory',
-           'git_info', 'hardware_info', 'run_metadata']
+           'amp_dtype', 'needs_grad_scaler', 'check_task', 'seed_everything', 'is_main_process', 'in_jupyter_kernel',
+           'free_memory', 'git_info', 'hardware_info', 'run_metadata']
 
 # %% ../nbs/00_core.ipynb #09df75a7
 def project_root(start:Path|str|None=None, # folder to search upwards from; default: the working directory
@@ -261,6 +261,14 @@ def is_main_process()->bool: # True on rank 0, or when not distributed
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
     return int(os.environ.get('RANK', 0)) == 0
+
+# %% ../nbs/00_core.ipynb #b4e28fab
+def in_jupyter_kernel()->bool: # True in a JupyterLab or papermill kernel
+    "Whether this process is a Jupyter kernel, where widgets and rich outputs can show."
+    try: from IPython import get_ipython
+    except ImportError: return False  # IPython is not a dependency of the library
+    shell = get_ipython()
+    return shell is not None and getattr(shell, 'kernel', None) is not None
 
 # %% ../nbs/00_core.ipynb #1a4a7f76
 def free_memory()->float: # MB of cached GPU memory given back (0 on the CPU)

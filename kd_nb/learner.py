@@ -23,8 +23,8 @@ from .models import export_model
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
            'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Learner', 'adamw', 'fit',
            'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip',
-           'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'StopOnNaN',
-           'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'SaveCheckpoint', 'ExportModel',
+           'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'CSVLogger',
+           'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel',
            'ProgressBar', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
@@ -481,49 +481,6 @@ class TeacherCache(Callback):
         views, idx = to_device(self.dl.view_of(self.idx, self.epoch), self.device), to_device(self.idx, self.device)
         self.learn.teacher_logits = self.logits[views, idx].float()
 
-# %% ../nbs/05_learner.ipynb #aa5d9f48
-class StopOnNaN(Callback):
-    "Raise a clear error when the training loss stops being finite."
-    order, run_valid = 5, False
-    def __init__(self, check_every:int|None=None # steps between checks; default 1 on CPU, 32 on GPU
-                ): self.check_every = check_every
-    def before_train(self):
-        self.every = self.check_every or (1 if self.device.type == 'cpu' else 32)
-        self.first_bad = torch.full((), -1, device=self.device)  # the first bad step, kept on the device
-        self.pending = None  # on a GPU: (pinned host copy of first_bad, the event that marks it written)
-    def after_loss(self):
-        bad = ~torch.isfinite(self.loss.detach())
-        self.first_bad = torch.where(bad & (self.first_bad < 0), self.iter, self.first_bad)
-        if (self.iter + 1) % self.every == 0: self._check(wait=False)
-    def after_train(self): self._check(wait=True)
-    def after_validate(self):
-        if getattr(self.recorder, 'finite', True): return
-        raise FloatingPointError(f'The model\'s outputs on the {self.split} split became NaN or Inf at epoch {self.epoch}: '
-                                 f'training diverged.{self._last_good()} Try a lower learning rate, gradient clipping, or amp="off".')
-
-    def _last_good(self)->str:
-        ckpt = getattr(self.learn, 'save_checkpoint', None)
-        if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
-        return f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
-
-    def _first_bad_step(self, wait:bool)->int:
-        "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
-        if wait or self.device.type != 'cuda': return int(self.first_bad)
-        arrived = self.pending is not None and self.pending[1].query()  # query() never blocks
-        step = int(self.pending[0]) if arrived else -1
-        if arrived or self.pending is None:
-            host = torch.empty((), dtype=self.first_bad.dtype, pin_memory=True)
-            host.copy_(self.first_bad, non_blocking=True)
-            event = torch.cuda.Event(); event.record()
-            self.pending = (host, event)
-        return step
-
-    def _check(self, wait:bool):
-        step = self._first_bad_step(wait)
-        if step < 0: return
-        raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {step}.{self._last_good()} '
-                                 'Try a lower learning rate, gradient clipping, or amp="off".')
-
 # %% ../nbs/05_learner.ipynb #d0695519
 class CSVLogger(Callback):
     "Append each epoch's metrics to `metrics.csv` and save run metadata to `run.json`."
@@ -683,6 +640,49 @@ class SaveCheckpoint(Callback):
 
     def cleanup_fit(self): # also after an error: the last checkpoint is complete when the fit returns or raises
         if self.writer is not None: self.writer.join(); self.writer = None
+
+# %% ../nbs/05_learner.ipynb #aa5d9f48
+class StopOnNaN(Callback):
+    "Raise a clear error when the training loss stops being finite."
+    order, run_valid = 5, False
+    def __init__(self, check_every:int|None=None # steps between checks; default 1 on CPU, 32 on GPU
+                ): self.check_every = check_every
+    def before_train(self):
+        self.every = self.check_every or (1 if self.device.type == 'cpu' else 32)
+        self.first_bad = torch.full((), -1, device=self.device)  # the first bad step, kept on the device
+        self.pending = None  # on a GPU: (pinned host copy of first_bad, the event that marks it written)
+    def after_loss(self):
+        bad = ~torch.isfinite(self.loss.detach())
+        self.first_bad = torch.where(bad & (self.first_bad < 0), self.iter, self.first_bad)
+        if (self.iter + 1) % self.every == 0: self._check(wait=False)
+    def after_train(self): self._check(wait=True)
+    def after_validate(self):
+        if getattr(self.recorder, 'finite', True): return
+        raise FloatingPointError(f'The model\'s outputs on the {self.split} split became NaN or Inf at epoch {self.epoch}: '
+                                 f'training diverged.{self._last_good()} Try a lower learning rate, gradient clipping, or amp="off".')
+
+    def _last_good(self)->str:
+        ckpt = self.learn.get_cb(SaveCheckpoint)
+        if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
+        return f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
+
+    def _first_bad_step(self, wait:bool)->int:
+        "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
+        if wait or self.device.type != 'cuda': return int(self.first_bad)
+        arrived = self.pending is not None and self.pending[1].query()  # query() never blocks
+        step = int(self.pending[0]) if arrived else -1
+        if arrived or self.pending is None:
+            host = torch.empty((), dtype=self.first_bad.dtype, pin_memory=True)
+            host.copy_(self.first_bad, non_blocking=True)
+            event = torch.cuda.Event(); event.record()
+            self.pending = (host, event)
+        return step
+
+    def _check(self, wait:bool):
+        step = self._first_bad_step(wait)
+        if step < 0: return
+        raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {step}.{self._last_good()} '
+                                 'Try a lower learning rate, gradient clipping, or amp="off".')
 
 # %% ../nbs/05_learner.ipynb #60c6bcbb
 class ExportModel(Callback):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io, sys, math, time, base64, warnings, threading
 from pathlib import Path
 from typing import Callable
+from functools import partial
 import numpy as np
 import torch
 import torch.nn as nn
@@ -14,23 +15,26 @@ from torch import Tensor
 from matplotlib.figure import Figure
 import seaborn as sns
 
-from .core import atomic_path, is_main_process
+from .core import atomic_path, in_jupyter_kernel, is_main_process
 from .metrics import confusion
 from .models import evaluating, layer_outputs, capture_attention, attention_rollout
-from .learner import Callback, unwrap
+from .learner import Callback, SaveCheckpoint, TensorBoardLogger, unwrap
 
 # %% auto #0
-__all__ = ['figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind', 'capture_views',
-           'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow', 'flag_gradients',
-           'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'compose_png', 'LiveDashboard']
+__all__ = ['PANELS', 'RESNET_LAYERS', 'figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind',
+           'capture_views', 'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow',
+           'flag_gradients', 'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'Panel', 'register_panel',
+           'CurvesPanel', 'MapsPanel', 'GradientsPanel', 'ConfusionPanel', 'compose_png', 'export_views',
+           'DashboardWidgets', 'LiveDashboard']
 
 # %% ../nbs/06_viz.ipynb #c1cd4397
 def figure_png(fig:Figure, # a figure to render
                dpi:int=100, # resolution
+               tight:bool=True, # crop to what is drawn (one more drawing pass); False for a figure that sets its own margins
               )->bytes: # the PNG file's bytes
     "Render a figure to PNG bytes."
     buf = io.BytesIO()
-    fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight')
+    fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight' if tight else None)
     return buf.getvalue()
 
 def save_figure(fig:Figure, # a figure to write
@@ -84,22 +88,23 @@ def plot_curves(rows:list[dict], # per-epoch rows, as the Recorder builds them o
     lr_ax.ticklabel_format(axis='y', style='sci', scilimits=(-2, 2))
     for ax in (loss_ax, metric_ax, lr_ax):
         ax.grid(alpha=.3); ax.set_xlim(left=0)
-        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7)
-    if title: fig.suptitle(title)
-    fig.tight_layout()
+        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=8)
+    if title: fig.suptitle(title, y=0.99)
+    # fixed margins rather than tight_layout, whose measuring pass doubles the drawing time of a view redrawn every epoch
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.84 if title else 0.91, wspace=0.3)
     return fig
 
 # %% ../nbs/06_viz.ipynb #1d3f2f50
 def map_kind(model:nn.Module # any model
-            )->str|None: # 'features' (ResNet stages), 'attention' (a timm ViT) or None
+            )->str|None: # 'features' (ResNet layers), 'attention' (a timm ViT) or None
     "Which map view a model has."
     model = unwrap(model)
     if hasattr(model, 'patch_embed') and hasattr(model, 'blocks'): return 'attention'
     if all(hasattr(model, f'layer{i}') for i in range(1, 5)): return 'features'
     return None
 
-def _top_channels(stage_output:Tensor, top:int)->tuple:
-    activation = stage_output.float()
+def _top_channels(layer_output:Tensor, top:int)->tuple:
+    activation = layer_output.float()
     channels = activation.mean((0, 2, 3)).topk(min(top, activation.shape[1])).indices
     return channels.cpu().numpy(), activation[:, channels].cpu().numpy()
 
@@ -116,7 +121,7 @@ def _class_token_attention(attentions:list[Tensor], prefix:int, grid:tuple)->np.
 @torch.no_grad()
 def capture_views(model:nn.Module, # a ResNet, a timm ViT, or any classifier (predictions only)
                   x:Tensor, # a batch of normalised images, (B, C, H, W)
-                  top:int=8, # channels kept per ResNet stage
+                  top:int=8, # channels kept per ResNet layer
                   autocast:Callable|None=None, # a context for the forward pass, e.g. the learner's
                  )->dict: # kind, logits, and `maps` (ResNet) or `rollout` and `cls` (ViT)
     "One eval-mode forward pass of `x`, keeping the predictions and what the map views draw."
@@ -188,36 +193,36 @@ def _mosaic(grid:np.ndarray, # (rows, columns, T, T, 3) RGB tiles in [0, 1]
     ax = fig.add_axes((0, bottom / height, cols * inch / width, rows * inch / height))
     ax.imshow(canvas, interpolation='nearest'); ax.set_axis_off()
     step = T + gap
-    for c, text in enumerate(column_titles): ax.text(c * step + T / 2, -gap * 2, text, ha='center', va='bottom', fontsize=7)
-    for r, text in enumerate(row_titles): ax.text(-gap * 2, r * step + T / 2, text, ha='right', va='center', fontsize=7)
-    fig.text(0.5 * cols * inch / width, 1 - 0.08 / height, title, ha='center', va='top', fontsize=9)
+    for c, text in enumerate(column_titles): ax.text(c * step + T / 2, -gap * 2, text, ha='center', va='bottom', fontsize=9)
+    for r, text in enumerate(row_titles): ax.text(-gap * 2, r * step + T / 2, text, ha='right', va='center', fontsize=9)
+    fig.text(0.5 * cols * inch / width, 1 - 0.08 / height, title, ha='center', va='top', fontsize=11)
     for cmap, label, column in colorbars:
         if column is None: cax = fig.add_axes(((cols * inch + 0.12) / width, (bottom + 0.1 * rows * inch) / height, 0.12 / width, 0.8 * rows * inch / height))
         else: cax = fig.add_axes(((column + 0.1) * inch / width, 0.3 / height, 0.8 * inch / width, 0.1 / height))
         fig.colorbar(ScalarMappable(cmap=cmap), cax=cax, orientation='vertical' if column is None else 'horizontal')
-        cax.tick_params(labelsize=6)
-        (cax.set_ylabel if column is None else cax.set_xlabel)(label, fontsize=7)
+        cax.tick_params(labelsize=8)
+        (cax.set_ylabel if column is None else cax.set_xlabel)(label, fontsize=9)
     return fig
 
 def plot_feature_maps(images:np.ndarray, # uint8 (B, H, W, C), the images as stored
-                      maps:dict, # stage -> (channel indices, (B, k, h, w) activations), from `capture_views`
-                      stages:list[str]|None=None, # stages to draw; default: all
-                      top:int=3, # channels drawn per stage
+                      maps:dict, # layer -> (channel indices, (B, k, h, w) activations), from `capture_views`
+                      layers:list[str]|None=None, # the layers to draw; default: all
+                      top:int=3, # channels drawn per layer
                       row_titles:list[str]|None=None, # one per image, e.g. from `prediction_titles`
                       title:str='', # the figure's title
                       tile:int=64, # pixels per tile
                      )->Figure:
-    "Each image beside the most active channels of each ResNet stage."
-    stages = stages or list(maps)
-    columns = [(stage, i) for stage in stages for i in range(min(top, len(maps[stage][0])))]
+    "Each image beside the most active channels of each ResNet layer."
+    layers = layers or list(maps)
+    columns = [(layer, i) for layer in layers for i in range(min(top, len(maps[layer][0])))]
     tiles = [_rgb(images, tile)]
-    for stage, i in columns:
-        activation = maps[stage][1][:, i]
+    for layer, i in columns:
+        activation = maps[layer][1][:, i]
         # one colour scale per channel, shared by the images, so the rows compare
         tiles.append(_colour(_resize(activation / max(activation.max(), 1e-12), tile, smooth=False)[..., 0], 'magma'))
-    headers = ['input'] + [f'{stage}\nch {maps[stage][0][i]}' for stage, i in columns]
+    headers = ['input'] + [f'{layer}\nch {maps[layer][0][i]}' for layer, i in columns]
     rows = row_titles or [f'image {r}' for r in range(len(images))]
-    return _mosaic(np.stack(tiles, 1), headers, rows, title or f'Feature maps: the {top} most active channels of each stage',
+    return _mosaic(np.stack(tiles, 1), headers, rows, title or f'Feature maps: the {top} most active channels of each layer',
                    [('magma', "activation (1 = the channel's maximum)", None)])
 
 # %% ../nbs/06_viz.ipynb #3fd6c62f
@@ -269,12 +274,14 @@ def plot_gradient_flow(stats:dict, # from `gradient_flow`
                        vanishing:float=1e-8, # threshold drawn and flagged, as in `flag_gradients`
                        exploding:float=1e2, # threshold drawn and flagged
                        title:str='', # e.g. the step it was measured at
+                       judge_vanishing:bool=True, # False at initialisation, where zero gradients are by design (see below)
                       )->Figure:
     "Bars of mean and max |grad| per layer on a log scale, flagged layers in red."
     names, n = stats['names'], len(stats['names'])
     flags = flag_gradients(stats, vanishing, exploding)
+    if not judge_vanishing: flags['vanishing'] = []
     bad = set(flags['vanishing']) | set(flags['exploding'])
-    fig = Figure(figsize=(max(6, 0.16 * n + 2), 3.6))
+    fig = Figure(figsize=(max(7, 0.2 * n + 2), 4))
     ax = fig.subplots()
     pos = np.arange(n)
     floor = vanishing / 10  # where a zero or non-finite gradient is drawn
@@ -285,15 +292,16 @@ def plot_gradient_flow(stats:dict, # from `gradient_flow`
     ax.set_yscale('log')
     ax.axhline(vanishing, color='k', ls=':', lw=1, label=f'vanishing below {vanishing:g}')
     ax.axhline(exploding, color='k', ls='--', lw=1, label=f'exploding above {exploding:g}')
-    ax.set_xticks(pos, names, rotation=90, fontsize=6 if n > 30 else 7)
+    ax.set_xticks(pos, names, rotation=90, fontsize=8)
     for tick, name in zip(ax.get_xticklabels(), names):
         if name in bad: tick.set_color('#e04040')
     ax.set(xlim=(-0.6, n - 0.4), ylim=(floor / 10, exploding * 1e4), ylabel='|gradient| (log scale)',
            xlabel='layer (weights, input to output)')
-    ax.legend(fontsize=7, loc='upper right', ncols=2)
+    ax.legend(fontsize=8, loc='upper right', ncols=2)
     ax.grid(axis='y', alpha=.3)
     summary = f"{len(flags['vanishing'])} vanishing, {len(flags['exploding'])} exploding"
-    ax.set_title(f'Gradient flow{": " + title if title else ""} ({summary})', fontsize=9)
+    if not judge_vanishing: summary = f"{len(flags['exploding'])} exploding; vanishing not judged at initialisation"
+    ax.set_title(f'Gradient flow{": " + title if title else ""} ({summary})', fontsize=10)
     return fig
 
 # %% ../nbs/06_viz.ipynb #a4b0551d
@@ -333,58 +341,209 @@ def plot_confusion(y_true:np.ndarray, # labels, as for `kd_nb.metrics.classifica
     size = (6, 0.35 * n + 1.5) if task == 'multi-label' else ((side := min(max(4.5, 0.45 * n + 2), 16)) + 1, side)
     fig = Figure(figsize=size)
     draw_confusion(fig.subplots(), y_true, y_score, task, label_names, title)
-    fig.tight_layout()
-    return fig
+    return fig  # no tight_layout: `figure_png` crops to what is drawn
 
-# %% ../nbs/06_viz.ipynb #02561285
+# %% ../nbs/06_viz.ipynb #94946429
+PANELS:dict = {}  # name -> `Panel` class, in the order the dashboard lays them out
+
+class Panel:
+    "One view of the dashboard: `snapshot` copies its numbers in the training thread, `draw` makes the figure anywhere."
+    name:str = ''  # its key: the widget, the TensorBoard tag `dashboard/{name}`, and by default its file
+    at_epoch_end:bool = False  # redrawn at every epoch end, whatever the drawing budget
+    wide:bool = True  # a row of its own; narrow panels share a row
+    tight:bool = True  # crop the PNG to what is drawn (see `figure_png`)
+    def __init__(self, dash # the `LiveDashboard` gathering the numbers (None for a panel drawn on its own)
+                ): self.dash = dash
+
+    def file_name(self)->str: # the final PNG's name in the run's figures/
+        "Where the final view is saved."
+        return f'{self.name}.png'
+
+    def controls(self)->dict: # control name -> ipywidgets widget; its value becomes the panel's attribute of that name
+        "Widgets that change what the panel shows (none by default)."
+        return {}
+
+    def snapshot(self): # the numbers to draw, copied; None while there is nothing to draw
+        "What `draw` needs, taken now."
+        raise NotImplementedError
+
+    def draw(self, snap # from `snapshot`
+            )->Figure:
+        "The figure of a snapshot."
+        raise NotImplementedError
+
+    def drawer(self)->Callable|None: # a function of dpi returning PNG bytes; None while there is nothing to draw
+        "The panel as it is now, to be drawn later, anywhere: the snapshot is taken here."
+        snap = self.snapshot()
+        if snap is None: return None
+        return lambda dpi: figure_png(self.draw(snap), dpi, self.tight)
+
+def register_panel(cls:type # a `Panel` subclass with a `name` of its own
+                  )->type:
+    "Add a panel class to `PANELS` (a class decorator): every dashboard made afterwards shows it."
+    if not (isinstance(cls, type) and issubclass(cls, Panel)) or not cls.name:
+        raise TypeError(f'register_panel takes a Panel subclass with a name, not {cls!r}.')
+    PANELS[cls.name] = cls
+    return cls
+
+# %% ../nbs/06_viz.ipynb #c1f01c78
+RESNET_LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')  # the ResNet layers the map view taps
+
+@register_panel
+class CurvesPanel(Panel):
+    "Loss, metrics and learning rate per epoch, with the running training loss inside the epoch."
+    name, at_epoch_end, tight = 'curves', True, False  # `plot_curves` sets its own margins
+    def snapshot(self):
+        d = self.dash
+        return list(d.recorder.rows), list(d.running), list(d.lrs), d.progress_note()
+    def draw(self, snap):
+        rows, running, lrs, progress = snap
+        return plot_curves(rows, running, lrs, title=f'Learning curves · {progress}')
+
+@register_panel
+class MapsPanel(Panel):
+    "What the model makes of the fixed images: a ResNet's most active channels per layer, or a ViT's attention."
+    name = 'maps'
+    def __init__(self, dash):
+        super().__init__(dash)
+        self.layer, self.head = 'overview', -1  # ResNet: 'overview' or one of RESNET_LAYERS; ViT: block (-1: last), head (-1: mean)
+
+    def file_name(self): return 'feature_maps.png' if self.dash.kind == 'features' else 'attention_maps.png'
+
+    def controls(self):
+        import ipywidgets as W
+        if self.dash.kind == 'features':
+            options = [('overview: top channels of every layer', 'overview')]
+            options += [(f'{layer}: its 8 most active channels', layer) for layer in RESNET_LAYERS]
+            return dict(layer=W.Dropdown(options=options, value=self.layer, description='layer'))
+        if self.dash.kind == 'attention':
+            model = unwrap(self.dash.model)
+            blocks, heads = len(model.blocks), model.blocks[0].attn.num_heads
+            self.layer = blocks - 1
+            return dict(layer=W.Dropdown(options=[(f'layer {i + 1}', i) for i in range(blocks)], value=self.layer, description='layer'),
+                        head=W.Dropdown(options=[('mean of heads', -1)] + [(f'head {h}', h) for h in range(heads)],
+                                        value=self.head, description='head'))
+        return {}
+
+    def snapshot(self):
+        d = self.dash
+        if d.views is None: return None
+        titles = prediction_titles(d.views['logits'], d.view_y, d.label_names, d.multi_label)
+        return d.views, d.images, titles, self.layer, self.head, d.top
+
+    def draw(self, snap):
+        views, images, titles, layer, head, top = snap
+        if views['kind'] == 'features':
+            layers, top = (None, top) if layer == 'overview' else ([layer], 8)
+            title = f"Feature maps: the {top} most active channels of {'each layer' if layers is None else layer} · {views['note']}"
+            return plot_feature_maps(images, views['maps'], layers, top, titles, title)
+        return plot_attention(images, views['rollout'], views['cls'], layer if isinstance(layer, int) else -1,
+                              None if head == -1 else head, titles, f"Where the ViT looks · {views['note']}")
+
+@register_panel
+class GradientsPanel(Panel):
+    "Mean and largest |gradient| of every weight, as last measured."
+    name, wide = 'gradients', False
+    def file_name(self): return 'gradient_flow.png'
+    def snapshot(self):
+        d = self.dash
+        if d.grads is None: return None
+        return d.grads, d.vanishing, d.exploding, d.judged(d.grads)
+    def draw(self, snap):
+        grads, vanishing, exploding, judged = snap
+        return plot_gradient_flow(grads, vanishing, exploding, f"step {grads['step']} (epoch {grads['epoch'] + 1})", judged)
+
+@register_panel
+class ConfusionPanel(Panel):
+    "The confusion matrix of the last validation pass."
+    name, at_epoch_end, wide = 'confusion', True, False
+    def file_name(self): return 'confusion_matrix_val.png'
+    def snapshot(self):
+        d = self.dash
+        if d.val_preds is None: return None
+        return *d.val_preds, d.task, d.label_names
+    def draw(self, snap):
+        targets, scores, epoch, task, names = snap
+        return plot_confusion(targets, scores, task, names, f'Validation, epoch {epoch + 1}')
+
+# %% ../nbs/06_viz.ipynb #69cf8ee6
 class _Renderer:
-    "Draws queued figures within a share of the wall time, keeping only the newest job per panel."
+    "Draws queued figures within a share of the wall time, keeping only the newest job per panel; urgent jobs skip the wait."
     def __init__(self,
-                 budget:float=0.03, # the share of wall time spent drawing, at most
+                 budget:float=0.03, # the share of wall time spent drawing, at most (over a run, urgent jobs included)
                  background:bool=True, # draw on a thread of its own; else in the training thread, when `pump`ed
+                 writer:Callable|None=None, # returns the TensorBoard writer (or None) for jobs that go there
                 ):
-        self.budget, self.background, self.jobs, self.results, self.stopped, self.next_draw = budget, background, {}, {}, False, 0.
+        self.budget, self.background, self.writer = budget, background, writer
+        self.jobs, self.results, self.latest, self.stopped, self.next_draw = {}, {}, {}, False, 0.
         self.cv = threading.Condition()
         self.thread = threading.Thread(target=self._work, name='kd_nb-dashboard', daemon=True) if background else None
         if background: self.thread.start()
 
     def submit(self, panel:str, # the panel's name: a newer job replaces an older one not yet started
-               draw:Callable, # returns PNG bytes
-               keep:bool=False, # a kept job is not replaced by a newer one that is not kept
+               draw:Callable, # returns PNG bytes, or None
+               step:int=0, # the TensorBoard step
+               tensorboard:bool=False, # also add the drawing to TensorBoard
+               urgent:bool=False, # draw at once, whatever the budget
               ):
-        "Queue a drawing."
+        "Queue a drawing; a job it replaces passes on its `tensorboard` and `urgent` wishes."
         with self.cv:
-            if not keep and self.jobs.get(panel, (None, False))[1]: return
-            self.jobs[panel] = (draw, keep); self.cv.notify_all()
+            # an urgent job goes to the end of the urgent queue; any other keeps its place, so no panel starves
+            old = self.jobs.pop(panel, None) if urgent else self.jobs.get(panel)
+            if old is not None: tensorboard, urgent = tensorboard or old[2], urgent or old[3]
+            self.jobs[panel] = (draw, step, tensorboard, urgent)
+            self.cv.notify_all()
+
+    def _urgent(self)->bool: return any(job[3] for job in self.jobs.values())
 
     def _draw_next(self)->float: # seconds to rest before the next drawing
-        "Draw the oldest queued job and keep its result."
+        "Draw the first urgent job, else the oldest, and keep its result."
         with self.cv:
-            panel = next(iter(self.jobs)); draw, _ = self.jobs.pop(panel)
+            if not self.jobs: return 0.
+            panel = next((p for p, job in self.jobs.items() if job[3]), next(iter(self.jobs)))
+            draw, step, tensorboard, _ = self.jobs.pop(panel)
         clock = time.thread_time if self.background else time.perf_counter  # what the training loses
         start = clock()
-        try: result = (draw(), None)
+        try:
+            png = draw()
+            writer = self.writer() if tensorboard and self.writer is not None else None
+            if png is not None and writer is not None:
+                writer.add_image(f'dashboard/{panel}', png_array(png), step, dataformats='HWC')
+            result = (png, None)
         except Exception as e: result = (None, e)
-        with self.cv: self.results[panel] = result
+        with self.cv:
+            self.results[panel] = result
+            if result[0] is not None: self.latest[panel] = result[0]
         return (clock() - start) * (1 / self.budget - 1)
+
+    def _rest(self, seconds:float):
+        "Push the next ordinary drawing back; rests add up, so a cheap urgent drawing does not cut one short."
+        self.next_draw = max(self.next_draw, time.perf_counter()) + seconds
+
+    def _due(self)->bool: return self._urgent() or (bool(self.jobs) and time.perf_counter() >= self.next_draw)
 
     def _work(self):
         while True:
             with self.cv:
-                while not self.jobs and not self.stopped: self.cv.wait()
+                while not self.stopped and not self._due():
+                    self.cv.wait(timeout=max(self.next_draw - time.perf_counter(), 1e-3) if self.jobs else None)
                 if self.stopped: return
             # A drawing thread holding the GIL makes the training thread wait out the switch interval (5 ms) after
             # every operator it runs; a 0.1 ms interval while drawing keeps those waits short
             interval = sys.getswitchinterval()
             sys.setswitchinterval(min(interval, 1e-4))
-            try: rest = self._draw_next()
+            try: self._rest(self._draw_next())
             finally: sys.setswitchinterval(interval)
-            with self.cv: self.cv.wait_for(lambda: self.stopped, timeout=rest)
 
     def pump(self):
-        "In the training thread: draw what is queued, as far as the budget allows (foreground renderers only)."
-        if self.background or not self.jobs or time.perf_counter() < self.next_draw: return
-        self.next_draw = time.perf_counter() + self._draw_next()
+        "In the training thread: draw the urgent jobs, then one more if the budget allows (foreground renderers only)."
+        if self.background: return
+        while self._urgent(): self._rest(self._draw_next())
+        if self._due(): self._rest(self._draw_next())
+
+    def latest_pngs(self)->dict: # panel -> its newest drawing
+        "Every panel's newest drawing so far (what the picture of the dashboard is composed of)."
+        with self.cv: return dict(self.latest)
 
     def take(self)->dict: # panel -> (png or None, exception or None), drawn since the last call
         "Hand over the finished drawings."
@@ -397,14 +556,7 @@ class _Renderer:
         if self.thread is not None: self.thread.join()
         return self.take()
 
-# %% ../nbs/06_viz.ipynb #480ad038
-def _in_kernel()->bool:
-    "Whether this process is a Jupyter kernel (JupyterLab, papermill), where widgets can show."
-    try: from IPython import get_ipython
-    except ImportError: return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, 'kernel', None) is not None
-
+# %% ../nbs/06_viz.ipynb #1233dfc0
 def _duration(seconds:float)->str:
     if not math.isfinite(seconds): return '–'
     seconds = int(seconds)
@@ -418,7 +570,7 @@ def _pick_images(y:Tensor, n:int, multi_label:bool)->list[int]:
     chosen = sorted(first.values())[:n]
     return sorted(chosen + [i for i in range(len(y)) if i not in chosen][:n - len(chosen)])
 
-def compose_png(rows:list[list[bytes]], # rows of PNG panels, each row laid left to right
+def compose_png(rows:list[list[bytes]], # rows of PNG panels, each row laid left to right (None: skipped)
                 background=(255, 255, 255), # RGB fill
                )->bytes: # one PNG
     "Lay PNG panels out in rows (the static picture of the dashboard)."
@@ -436,11 +588,111 @@ def compose_png(rows:list[list[bytes]], # rows of PNG panels, each row laid left
     buf = io.BytesIO(); canvas.save(buf, format='png')
     return buf.getvalue()
 
-# %% ../nbs/06_viz.ipynb #df68b9bc
-_PANELS = ('curves', 'maps', 'gradients', 'confusion')
+def _layout(panels:dict # name -> `Panel`
+           )->list[list[str]]: # panel names, row by row
+    "A wide panel has a row of its own; narrow neighbours share one."
+    rows = []
+    for name, panel in panels.items():
+        if not panel.wide and rows and not panels[rows[-1][-1]].wide: rows[-1].append(name)
+        else: rows.append([name])
+    return rows
 
+def _picture(pngs:dict, rows:list[list[str]])->bytes|None:
+    "The dashboard's views in one PNG, laid out as in the notebook; None before anything is drawn."
+    grid = [[pngs.get(name) for name in row] for row in rows]
+    return compose_png(grid) if any(p for row in grid for p in row) else None
+
+# %% ../nbs/06_viz.ipynb #cb5908c1
+def export_views(pngs:dict, # panel name -> PNG bytes
+                 files:dict, # panel name -> file name
+                 folder:Path|str|None=None, # where to write the files; None: nowhere
+                 writer=None, # a TensorBoard `SummaryWriter`, or None
+                 step:int=0, # the TensorBoard step
+                )->list[Path]: # the files written
+    "Write the views as PNG files and add them to TensorBoard as `dashboard/{panel}`."
+    written = []
+    for panel, png in pngs.items():
+        if png is None: continue
+        if folder is not None:
+            with atomic_path(Path(folder)/files[panel]) as tmp: tmp.write_bytes(png)
+            written.append(Path(folder)/files[panel])
+        if writer is not None: writer.add_image(f'dashboard/{panel}', png_array(png), step, dataformats='HWC')
+    return written
+
+# %% ../nbs/06_viz.ipynb #a46b3d0c
+class DashboardWidgets:
+    "A dashboard's notebook output: the status line, then each panel's controls and image; it ends as a picture."
+    def __init__(self,
+                 panels:dict, # name -> `Panel`, in layout order
+                 on_control:Callable, # called with (panel name, control name, value) when a control changes
+                ):
+        import ipywidgets as W
+        self.status = W.HTML()
+        # hidden until drawn: an empty image widget shows as a broken-image icon
+        self.images = {name: W.Image(format='png', layout=W.Layout(display='none', max_width='100%', height='auto'))
+                       for name in panels}
+        self.panel_controls = {name: panel.controls() for name, panel in panels.items()}
+        self.controls = {key: control for controls in self.panel_controls.values() for key, control in controls.items()}
+        for name, controls in self.panel_controls.items():
+            for key, control in controls.items():
+                control.observe(lambda change, name=name, key=key: on_control(name, key, change['new']), 'value')
+        rows = [W.HBox([self._block(name) for name in row], layout=W.Layout(flex_flow='row wrap', align_items='flex-start'))
+                if len(row) > 1 else self._block(row[0]) for row in _layout(panels)]
+        self.box = W.VBox([self.status, *rows])
+        self.handle, self.bundle = None, None
+
+    def _block(self, name:str):
+        "A panel's image, under its controls if it has any."
+        import ipywidgets as W
+        controls = self.panel_controls[name]
+        return W.VBox([W.HBox(list(controls.values())), self.images[name]]) if controls else self.images[name]
+
+    def set_image(self, name:str, # the panel
+                  png:bytes, # its new drawing
+                 ):
+        "Show a panel's drawing."
+        image = self.images[name]
+        if image.value == png: return
+        image.value = png
+        image.layout.display = None  # shown from its first drawing on
+
+    def update(self, pngs:dict, # panel name -> PNG (None: not drawn yet)
+               status:str, # the status line's HTML
+               picture:bytes|None=None, # a PNG of the whole dashboard for the output, for readers without widgets
+              ):
+        "Show new drawings and status; with a picture, also refresh the output's static copy."
+        for name, png in pngs.items():
+            if png is not None and name in self.images: self.set_image(name, png)
+        self.status.value = status
+        if picture is not None: self._send(picture)
+
+    def show(self):
+        "Display the layout as this cell's output (in a Jupyter kernel; elsewhere there is nowhere to show it)."
+        self._send(first=True)
+
+    def finish(self, picture:bytes|None # the final views in one PNG
+              ):
+        "Replace the output by `picture`: a saved or reopened notebook shows images, not a widget of a gone kernel."
+        if picture is not None: self._send(picture, live=False)
+
+    def explorer(self): # an ipywidgets box
+        "The panels that have controls, live again (e.g. after the fit, whose output became a picture)."
+        import ipywidgets as W
+        return W.VBox([self._block(name) for name, controls in self.panel_controls.items() if controls])
+
+    def _send(self, picture:bytes|None=None, live:bool=True, first:bool=False):
+        bundle = dict(self.box._repr_mimebundle_() or {}) if live else {}
+        bundle['text/plain'] = 'kd_nb live dashboard' + (' (open in JupyterLab for the live view)' if live else ': the final views')
+        if picture is not None: bundle['image/png'] = base64.b64encode(picture).decode()
+        self.bundle = bundle  # what the output holds
+        if not in_jupyter_kernel(): return
+        from IPython.display import display
+        if first: self.handle = display(bundle, raw=True, display_id=True)
+        elif self.handle is not None: self.handle.update(bundle, raw=True)
+
+# %% ../nbs/06_viz.ipynb #1e9ef34a
 class LiveDashboard(Callback):
-    "Live views of training in one ipywidgets layout, drawn off the training loop, saved as PNGs at the end."
+    "Live views of training, one per registered `Panel`, drawn within a share of the time and saved as PNGs at the end."
     order = 8  # after SaveCheckpoint (the best weights are back at after_fit), before TensorBoardLogger closes its writer
     run_valid = False
     def __init__(self,
@@ -449,10 +701,11 @@ class LiveDashboard(Callback):
                  every:float=5., # seconds between redraws of a view (at most; only views whose numbers changed)
                  maps_every:float=30., # seconds between captures of the map view (at most)
                  grad_every:int=50, # optimizer steps between gradient-flow measurements (and the last step)
+                 grad_warmup:int=10, # steps before vanishing gradients are judged (zero-initialised residual branches)
                  display:str='auto', # 'auto': widgets in a Jupyter kernel, else none; 'widgets'; 'none'
                  tensorboard_every:float|None=60., # seconds between views sent to TensorBoard, per view; None: none
                  figures:Path|str|None='figures', # folder for the final PNGs, inside the run folder if relative; None: none
-                 top:int=3, # channels per ResNet stage in the overview (the stage dropdown shows 8)
+                 top:int=3, # channels per ResNet layer in the overview (the layer dropdown shows 8)
                  vanishing:float=1e-8, # a layer's gradient is vanishing when its max |grad| is below this
                  exploding:float=1e2, # ... and exploding above this, or when not finite
                  dpi:int=80, # resolution of the live views (the saved PNGs use 120)
@@ -460,11 +713,11 @@ class LiveDashboard(Callback):
                  background:bool|None=None, # draw on a thread of its own; None: when training on a GPU (see above)
                 ):
         if display not in ('auto', 'widgets', 'none'): raise ValueError(f"display={display!r}: use 'auto', 'widgets' or 'none'.")
-        self.label_names, self.n_images, self.every, self.maps_every, self.grad_every = label_names, n_images, every, maps_every, grad_every
-        self.display, self.tensorboard_every, self.figures, self.top = display, tensorboard_every, figures, top
-        self.vanishing, self.exploding, self.dpi, self.budget, self.background = vanishing, exploding, dpi, budget, background
-        self.active, self.show, self.widgets, self.controls, self.handle, self.renderer = False, False, None, {}, None, None
-        self.layer, self.head, self.stage = -1, None, None  # what the map view shows: ViT layer and head, ResNet stage
+        self.label_names, self.n_images, self.every, self.maps_every = label_names, n_images, every, maps_every
+        self.grad_every, self.grad_warmup, self.display, self.tensorboard_every = grad_every, grad_warmup, display, tensorboard_every
+        self.figures, self.top, self.vanishing, self.exploding = figures, top, vanishing, exploding
+        self.dpi, self.budget, self.background = dpi, budget, background
+        self.active, self.show, self.ui, self.renderer, self.panels = False, False, None, None, {}
 
     # -- gathering, in the training thread ------------------------------------------------------------------------
     def before_fit(self):
@@ -479,13 +732,18 @@ class LiveDashboard(Callback):
         self.views = self.grads = self.val_preds = None
         self.running, self.lrs, self.failed, self.changed = [], [], set(), set()
         self.start = self.last_update = time.perf_counter()
-        self.last_maps, self.last_static = -math.inf, -math.inf
-        self.last_drawn, self.last_tensorboard = dict.fromkeys(_PANELS, -math.inf), dict.fromkeys(_PANELS, -math.inf)
-        self.pngs = dict.fromkeys(_PANELS)
-        self.show = self.display == 'widgets' or (self.display == 'auto' and _in_kernel())
+        self.last_maps = -math.inf
+        self.panels = {name: cls(self) for name, cls in PANELS.items()}
+        self.last_drawn, self.last_tensorboard, self.last_epoch_end = (dict.fromkeys(self.panels, -math.inf) for _ in range(3))
+        self.pngs = dict.fromkeys(self.panels)
+        self.show = self.display == 'widgets' or (self.display == 'auto' and in_jupyter_kernel())
+        to_tensorboard = self.tensorboard_every is not None and self.learn.get_cb(TensorBoardLogger) is not None
         background = self.device.type != 'cpu' if self.background is None else self.background
-        if self.show or self._writer() is not None: self.renderer = _Renderer(self.budget, background)
-        if self.show: self._build_widgets()
+        self.renderer = _Renderer(self.budget, background, self._writer) if self.show or to_tensorboard else None
+        self.ui = DashboardWidgets(self.panels, self._control) if self.show else None
+        if self.ui is not None:
+            self.ui.update({}, f'<b>starting</b> · {self.n_epoch - self.start_epoch} epoch(s) to train')
+            self.ui.show()
 
     def before_step(self):
         last = self.epoch == self.n_epoch - 1 and self.iter == self.n_iter - 1
@@ -498,7 +756,7 @@ class LiveDashboard(Callback):
         progress = self.epoch + (self.iter + 1) / self.n_iter
         if self.iter % max(1, self.n_iter // 50) == 0: self.lrs.append((progress, self.opt.param_groups[0]['lr']))
         if self.renderer is not None: self.renderer.pump()
-        if not self.show or time.perf_counter() - self.last_update < self.every: return
+        if self.renderer is None or time.perf_counter() - self.last_update < self.every: return
         if self.recorder.count:
             self.running.append((progress, (self.recorder.sums[0] / self.recorder.count).item()))
             self.changed.add('curves')
@@ -519,20 +777,14 @@ class LiveDashboard(Callback):
         self._stop_renderer()  # the final views supersede drawings in flight
         self.running = []  # the epochs' rows tell the whole story now
         if self.kind is not None: self.views = self._capture(final=True)  # the best weights, after SaveCheckpoint
-        final = {panel: self._drawer(panel)(120) for panel in _PANELS}
-        self.pngs |= {k: v for k, v in final.items() if v is not None}
-        writer = self._writer()
-        for panel, png in final.items():
-            if png is not None and writer is not None and self.tensorboard_every is not None:
-                writer.add_image(f'dashboard/{panel}', png_array(png), self.opt_steps, dataformats='HWC')
-        if self.show: self._push(final=True)
-        folder = self._figures_folder()
-        if folder is None: return
-        names = dict(curves='curves', maps='feature_maps' if self.kind == 'features' else 'attention_maps',
-                     gradients='gradient_flow', confusion='confusion_matrix_val')
-        for panel, png in final.items():
-            if png is not None:
-                with atomic_path(folder/f'{names[panel]}.png') as tmp: tmp.write_bytes(png)
+        drawers = {name: panel.drawer() for name, panel in self.panels.items()}
+        final = {name: draw(120) for name, draw in drawers.items() if draw is not None}
+        self.pngs |= final
+        export_views(final, {name: self.panels[name].file_name() for name in final}, self._figures_folder(),
+                     self._writer(), self.opt_steps)
+        if self.ui is not None:
+            self.ui.update(self.pngs, self._status(final=True))
+            self.ui.finish(_picture(self.pngs, _layout(self.panels)))
 
     def cleanup_fit(self):
         self._stop_renderer()
@@ -545,7 +797,7 @@ class LiveDashboard(Callback):
 
     def _capture(self, final:bool=False)->dict:
         "The map view's data for the model as it is, with a note of which weights these are."
-        checkpoint = getattr(self.learn, 'save_checkpoint', None)
+        checkpoint = self.learn.get_cb(SaveCheckpoint)
         if not final: note = f'epoch {self.epoch + 1}' + (f', batch {self.iter + 1}' if self.training else ' done')
         elif checkpoint is not None and checkpoint.load_best and checkpoint.best_epoch is not None:
             note = f'best weights (epoch {checkpoint.best_epoch + 1})'
@@ -553,67 +805,49 @@ class LiveDashboard(Callback):
         return capture_views(self.model, self.view_x, top=8, autocast=self.learn.autocast) | dict(note=note)
 
     def _refresh(self, epoch_end:bool=False):
-        "Redraw, on the renderer's thread, the views whose numbers changed and whose time has come; show what is drawn."
+        "Hand the renderer the panels whose numbers changed and whose time has come; show what is drawn."
+        # with nothing to draw them for (no widgets, no TensorBoard), the views wait for the end of the fit
+        if self.renderer is None: return
         now = self.last_update = time.perf_counter()
-        # with nothing to draw them for (no widgets, no TensorBoard), the maps wait for the end of the fit
-        if self.kind is not None and self.renderer is not None and (now - self.last_maps >= self.maps_every or self.views is None):
+        if self.kind is not None and (now - self.last_maps >= self.maps_every or self.views is None):
             self.views, self.last_maps = self._capture(), now
             self.changed.add('maps')
-        if self.renderer is not None:
-            writer = self._writer()
-            # without widgets the views are drawn only for TensorBoard, so no more often than it takes them
-            interval = self.every if self.show else max(self.every, self.tensorboard_every or 0)
-            for panel in [p for p in _PANELS if p in self.changed and now - self.last_drawn[p] >= interval]:
-                to_tensorboard = writer is not None and self.tensorboard_every is not None and \
-                                 now - self.last_tensorboard[panel] >= self.tensorboard_every
-                self.renderer.submit(panel, self._job(panel, writer if to_tensorboard else None), keep=to_tensorboard)
-                self.changed.discard(panel); self.last_drawn[panel] = now
-                if to_tensorboard: self.last_tensorboard[panel] = now
-            if self.show and epoch_end and now - self.last_static >= self.every:
-                self.renderer.submit('static', lambda pngs=dict(self.pngs): _static_picture(pngs)); self.last_static = now
+        # without widgets the views are drawn only for TensorBoard, so no more often than it takes them
+        interval = self.every if self.show else max(self.every, self.tensorboard_every or 0)
+        to_tensorboard = self.tensorboard_every is not None
+        for name, panel in self.panels.items():
+            # epoch-end views skip the budget, though no more often than `every` (epochs of a second, on a GPU)
+            urgent = self.show and epoch_end and panel.at_epoch_end and now - self.last_epoch_end[name] >= self.every
+            if urgent: self.last_epoch_end[name] = now
+            if name not in self.changed or (now - self.last_drawn[name] < interval and not urgent): continue
+            draw = panel.drawer()
+            if draw is None: continue
+            tensorboard = to_tensorboard and now - self.last_tensorboard[name] >= self.tensorboard_every
+            self.renderer.submit(name, partial(draw, self.dpi), self.opt_steps, tensorboard, urgent)
+            self.changed.discard(name); self.last_drawn[name] = now
+            if tensorboard: self.last_tensorboard[name] = now
+        if self.show and epoch_end:
+            renderer, rows = self.renderer, _layout(self.panels)
+            renderer.submit('picture', lambda: _picture(renderer.latest_pngs(), rows), urgent=True)
+        self.renderer.pump()
         if self.show: self._push()
 
-    # -- drawing: each job draws from a snapshot taken in the training thread ---------------------------------------
-    def _title(self)->str:
-        "Epochs done, throughput and time, for readers of the static picture."
+    def progress_note(self)->str:
+        "Epochs done, throughput and time, for readers of the learning curves."
         rows = self.recorder.rows
         done = self.epoch + 1 if rows and rows[-1]['epoch'] == self.epoch else self.epoch
         rate = f" · {rows[-1]['samples_per_s']:,.0f} img/s" if rows else ''
         return f'{done}/{self.n_epoch} epochs{rate} · {_duration(time.perf_counter() - self.start)} elapsed'
 
-    def _drawer(self, panel:str)->Callable:
-        "A function of dpi drawing `panel` from the state as it is now (PNG bytes, or None while there is nothing)."
-        names, task = self.label_names, self.task
-        if panel == 'curves':
-            rows, running, lrs, title = list(self.recorder.rows), list(self.running), list(self.lrs), self._title()
-            return lambda dpi: figure_png(plot_curves(rows, running, lrs, title=f'Learning curves · {title}'), dpi)
-        if panel == 'maps' and self.views is not None:
-            views, images, layer, head, stage = self.views, self.images, self.layer, self.head, self.stage
-            titles = prediction_titles(views['logits'], self.view_y, names, self.multi_label)
-            if views['kind'] == 'features':
-                stages, top = ([stage], 8) if stage else (None, self.top)
-                title = f"Feature maps: the {top} most active channels of {stage or 'each stage'} · {views['note']}"
-                return lambda dpi: figure_png(plot_feature_maps(images, views['maps'], stages, top, titles, title), dpi)
-            title = f"Where the ViT looks · {views['note']}"
-            return lambda dpi: figure_png(plot_attention(images, views['rollout'], views['cls'], layer, head, titles, title), dpi)
-        if panel == 'gradients' and self.grads is not None:
-            grads, vanishing, exploding = self.grads, self.vanishing, self.exploding
-            title = f"step {grads['step']} (epoch {grads['epoch'] + 1})"
-            return lambda dpi: figure_png(plot_gradient_flow(grads, vanishing, exploding, title), dpi)
-        if panel == 'confusion' and self.val_preds is not None:
-            targets, scores, epoch = self.val_preds
-            return lambda dpi: figure_png(plot_confusion(targets, scores, task, names, f'Validation, epoch {epoch + 1}'), dpi)
-        return lambda dpi: None
+    def judged(self, grads:dict # a measurement, with its `step`
+              )->bool:
+        "Whether vanishing gradients count as a fault at this step (not during warm-up, see `plot_gradient_flow`)."
+        return grads['step'] > self.grad_warmup
 
-    def _job(self, panel:str, writer=None)->Callable:
-        "Draw `panel` at the live resolution, and add it to TensorBoard if given a writer."
-        draw, dpi, step = self._drawer(panel), self.dpi, self.opt_steps
-        def job():
-            png = draw(dpi)
-            if png is not None and writer is not None:
-                writer.add_image(f'dashboard/{panel}', png_array(png), step, dataformats='HWC')
-            return png
-        return job
+    def explore(self): # an ipywidgets box
+        "The map view and its controls, live again after the fit (whose output became a picture)."
+        if self.ui is None: raise ValueError("explore() needs the dashboard's widgets: use display='widgets' (or 'auto' in a Jupyter kernel) and fit first.")
+        return self.ui.explorer()
 
     def _collect(self, results:dict|None=None # from the renderer; default: what it has finished since the last call
                 )->dict: # panel -> PNG
@@ -626,7 +860,8 @@ class LiveDashboard(Callback):
         return done
 
     def _writer(self):
-        logger = getattr(self.learn, 'tensor_board_logger', None) if self.tensorboard_every is not None else None
+        "The TensorBoard writer of the learner's `TensorBoardLogger`, when views go to TensorBoard."
+        logger = self.learn.get_cb(TensorBoardLogger) if self.tensorboard_every is not None else None
         return getattr(logger, 'writer', None)
 
     def _figures_folder(self)->Path|None:
@@ -636,32 +871,14 @@ class LiveDashboard(Callback):
         return self.path/folder if self.path is not None else None
 
     # -- widgets: touched from the kernel's thread only ---------------------------------------------------------------
-    def _build_widgets(self):
-        import ipywidgets as W
-        self.widgets = dict(status=W.HTML(), **{p: W.Image(format='png') for p in _PANELS})
-        if self.kind == 'features':
-            options = [('overview: top channels of every stage', 'overview')]
-            options += [(f'{s}: its 8 most active channels', s) for s in ('layer1', 'layer2', 'layer3', 'layer4')]
-            self.controls = dict(stage=W.Dropdown(options=options, value='overview', description='stage'))
-        elif self.kind == 'attention':
-            model = unwrap(self.model)
-            blocks, heads = len(model.blocks), model.blocks[0].attn.num_heads
-            self.controls = dict(layer=W.Dropdown(options=[(f'layer {i + 1}', i) for i in range(blocks)], value=blocks - 1, description='layer'),
-                                 head=W.Dropdown(options=[('mean of heads', -1)] + [(f'head {h}', h) for h in range(heads)],
-                                                 value=-1, description='head'))
-        for name, control in self.controls.items(): control.observe(lambda change, name=name: self._control(name, change['new']), 'value')
-        w = self.widgets
-        self.box = W.VBox([w['status'], w['curves'], W.HBox([W.VBox([W.HBox(list(self.controls.values())), w['maps']]),
-                                                            W.VBox([w['gradients'], w['confusion']])])])
-        self._display(first=True)
-
-    def _control(self, name:str, value):
-        "A control changed: redraw the map view from the last capture (the kernel is idle, so draw right here)."
-        if name == 'stage': self.stage = None if value == 'overview' else value
-        elif name == 'layer': self.layer = value
-        else: self.head = None if value == -1 else value
-        png = self._drawer('maps')(self.dpi)
-        if png is not None: self.pngs['maps'] = self.widgets['maps'].value = png
+    def _control(self, name:str, key:str, value):
+        "A control changed (the kernel is idle, between cells): redraw that panel right here."
+        panel = self.panels[name]
+        setattr(panel, key, value)
+        draw = panel.drawer()
+        if draw is None: return
+        self.pngs[name] = png = draw(self.dpi)
+        self.ui.set_image(name, png)
 
     def _status(self, final:bool=False)->str:
         now, rows = time.perf_counter(), self.recorder.rows
@@ -674,41 +891,28 @@ class LiveDashboard(Callback):
         where = 'finished' if final else f'batch {iteration + 1}/{n_iter}' if self.training else 'epoch done'
         parts = [f'<b>epoch {min(self.epoch + 1, self.n_epoch)}/{self.n_epoch}</b>', where, f'{rate:,.0f} img/s',
                  f'elapsed {_duration(elapsed)}', f'ETA {_duration(eta)}']
-        checkpoint = getattr(self.learn, 'save_checkpoint', None)
+        checkpoint = self.learn.get_cb(SaveCheckpoint)
         if checkpoint is not None and checkpoint.best is not None:
             parts.append(f'best {checkpoint.monitor} {checkpoint.best:.4f} (epoch {checkpoint.best_epoch + 1})')
-        if self.grads is not None:
-            flags = flag_gradients(self.grads, self.vanishing, self.exploding)
-            for kind, layers in flags.items():
-                if layers: parts.append(f"<span style='color:#c00'>⚠ {len(layers)} {kind} gradient(s) at step {self.grads['step']}: "
-                                        f"{', '.join(layers[:3])}{' …' if len(layers) > 3 else ''}</span>")
-        return ' · '.join(parts)
+        return ' · '.join(parts + self._gradient_notes())
 
-    def _push(self, final:bool=False):
-        "Put finished drawings into the widgets and the static picture into the output (training thread)."
-        static = None
-        if not final:
-            done = self._collect()
-            static = done.pop('static', None)
-            self.pngs |= {k: v for k, v in done.items() if v is not None}
-        for panel in _PANELS:
-            if self.pngs[panel] is not None and self.widgets[panel].value != self.pngs[panel]: self.widgets[panel].value = self.pngs[panel]
-        self.widgets['status'].value = self._status(final)
-        if final: static = _static_picture(self.pngs)
-        if static is not None: self._display(static=static)
+    def _gradient_notes(self)->list[str]:
+        "Warnings about the last gradient measurement; at initialisation, zero gradients are explained, not flagged."
+        if self.grads is None: return []
+        step, notes = self.grads['step'], []
+        for kind, layers in flag_gradients(self.grads, self.vanishing, self.exploding).items():
+            if not layers: continue
+            if kind == 'vanishing' and not self.judged(self.grads):
+                notes.append(f"<span style='color:#666'>{len(layers)} layer(s) without gradient at step {step}, as at "
+                             f"initialisation (e.g. zero-initialised residual branches); judged from step {self.grad_warmup + 1}</span>")
+            else:
+                notes.append(f"<span style='color:#c00'>⚠ {len(layers)} {kind} gradient(s) at step {step}: "
+                             f"{', '.join(layers[:3])}{' …' if len(layers) > 3 else ''}</span>")
+        return notes
 
-    def _display(self, first:bool=False, static:bytes|None=None):
-        "Show (or update) the layout, with a PNG of it in the same output for readers without a widget manager."
-        from IPython import get_ipython
-        from IPython.display import display
-        if get_ipython() is None: return  # a plain Python process: nowhere to show it
-        bundle = dict(self.box._repr_mimebundle_() or {})
-        bundle['text/plain'] = 'kd_nb live dashboard (open in JupyterLab for the live view)'
-        if static is not None: bundle['image/png'] = base64.b64encode(static).decode()
-        if first: self.handle = display(bundle, raw=True, display_id=True)
-        elif self.handle is not None: self.handle.update(bundle, raw=True)
-
-def _static_picture(pngs:dict)->bytes|None:
-    "The dashboard's views in one PNG: curves, then maps, then gradient flow beside the confusion matrix."
-    rows = [[pngs['curves']], [pngs['maps']], [pngs['gradients'], pngs['confusion']]]
-    return compose_png(rows) if any(p for row in rows for p in row) else None
+    def _push(self):
+        "Put finished drawings into the widgets, and the picture of the dashboard into the output (training thread)."
+        done = self._collect()
+        picture = done.pop('picture', None)
+        self.pngs |= {k: v for k, v in done.items() if v is not None}
+        self.ui.update(self.pngs, self._status(), picture)
