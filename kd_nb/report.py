@@ -8,6 +8,7 @@ import json, math
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from scipy import stats
 from matplotlib.figure import Figure
 import seaborn as sns
 
@@ -18,15 +19,22 @@ from .experiment import RUNS, BASELINES
 from .viz import save_figure, draw_confusion
 
 # %% auto #0
-__all__ = ['RUN_LABELS', 'collect_runs', 'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves',
-           'plot_confusion_matrices', 'results_table', 'write_report']
+__all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference', 'verdict',
+           'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'plot_confusion_matrices', 'results_table',
+           'chain_findings', 'write_report']
 
 # %% ../nbs/09_report.ipynb #e80dffa2
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
               'student_no_kd': 'student, no KD', 'student_from_teacher': 'student (T→S)'}
 
+def _test_interval(folder:Path)->dict:
+    "The 95% interval of a run's test accuracy (NaN for runs saved without their test predictions)."
+    if not (folder/'test_predictions.npz').is_file(): return dict(test_acc_low=math.nan, test_acc_high=math.nan)
+    interval = accuracy_interval(run_image_scores(folder))
+    return dict(test_acc_low=interval['low'], test_acc_high=interval['high'])
+
 def collect_runs(root:Path|str|None=None # the experiments folder; default `experiments_root()`
-                )->pd.DataFrame: # one row per finished run
+                )->pd.DataFrame: # one row per finished run, with the 95% interval of its test accuracy
     "Read every finished run's summary.json under `root` into a table."
     root = Path(root or experiments_root())
     rows = []
@@ -40,10 +48,80 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
                          test_auc=s['test']['auc'], train_time_min=s['train_time_s'] / 60,
                          # uniform guessing; no single figure for multi-label accuracy
-                         chance=math.nan if s['task'] == 'multi-label' else 1 / s['num_classes'], folder=str(path.parent)))
+                         chance=math.nan if s['task'] == 'multi-label' else 1 / s['num_classes'], folder=str(path.parent),
+                         **_test_interval(path.parent)))
     df = pd.DataFrame(rows)
     if len(df): df['run'] = pd.Categorical(df['run'], categories=RUNS, ordered=True)
     return df.sort_values(['arch', 'variant', 'dataset', 'run']).reset_index(drop=True) if len(df) else df
+
+# %% ../nbs/09_report.ipynb #5b471d41
+def image_scores(targets:np.ndarray, # labels, as a stage saves them in `test_predictions.npz`
+                 scores:np.ndarray, # (N, C) probabilities
+                 task:str, # the dataset's task
+                 threshold:float=0.5, # multi-label decision threshold, as in `classification_metrics`
+                )->np.ndarray: # (N,) each test image's share of the accuracy
+    "Per test image: 1 if right, 0 if wrong (multi-label: the share of its labels right); their mean is the accuracy."
+    targets, scores = np.asarray(targets), np.asarray(scores, dtype=np.float64)
+    if task == 'multi-label': return ((scores > threshold) == targets.astype(bool)).mean(1)
+    return (scores.argmax(-1) == targets.reshape(-1)).astype(np.float64)
+
+def run_image_scores(folder:Path|str # a finished run
+                    )->np.ndarray: # (N,) as `image_scores`
+    "`image_scores` of a finished run, from its `test_predictions.npz` and `summary.json`."
+    folder = Path(folder)
+    preds, task = np.load(folder/'test_predictions.npz'), json.loads((folder/'summary.json').read_text())['task']
+    return image_scores(preds['targets'], preds['scores'], task)
+
+# %% ../nbs/09_report.ipynb #d8ad2c0f
+def accuracy_interval(values:np.ndarray, # per-image scores of one run: (images,), or (seeds, images)
+                      confidence:float=0.95, # the interval's coverage
+                      n_resamples:int=9999, # bootstrap resamples (one seed)
+                      seed:int=0, # the bootstrap's random state: the same data give the same interval
+                     )->dict: # mean, low, high, n_seeds, n_images, method
+    "Mean accuracy with its interval: a t interval across seeds when there are several, else a bootstrap over images."
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    per_seed, (n_seeds, n_images) = values.mean(1), values.shape
+    mean = float(per_seed.mean())
+    if n_seeds > 1:
+        sem = stats.sem(per_seed)
+        low, high = stats.t.interval(confidence, n_seeds - 1, loc=mean, scale=sem) if sem > 0 else (mean, mean)
+        method = f't across {n_seeds} seeds'
+    else:
+        ci = stats.bootstrap((values[0],), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                             method='percentile', random_state=seed).confidence_interval
+        low, high, method = ci.low, ci.high, f'bootstrap over {n_images:,} test images'
+    return dict(mean=mean, low=float(low), high=float(high), n_seeds=n_seeds, n_images=n_images, method=method)
+
+def paired_difference(a:np.ndarray, # per-image scores of run A: (images,) or (seeds, images)
+                      b:np.ndarray, # ... of run B, on the same test images (its seeds may differ in number)
+                      confidence:float=0.95, # the interval's coverage
+                      n_resamples:int=9999, # bootstrap resamples and sign flips
+                      seed:int=0, # random state of both
+                     )->dict: # diff (A - B), low, high, p, n_images, n_seeds (of A and B)
+    "A's accuracy minus B's on the same test images: a paired bootstrap interval over images and a paired permutation p-value."
+    a, b = np.atleast_2d(np.asarray(a, dtype=np.float64)), np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f'The runs were scored on different test sets ({a.shape[1]} and {b.shape[1]} images): '
+                         'compare runs of the same dataset.')
+    per_image = a.mean(0) - b.mean(0)  # pooled over each run's seeds
+    diff = float(per_image.mean())
+    kw = dict(n_resamples=n_resamples, random_state=seed)
+    ci = stats.bootstrap((per_image,), np.mean, confidence_level=confidence, method='percentile', **kw).confidence_interval
+    p = stats.permutation_test((per_image,), np.mean, permutation_type='samples', **kw).pvalue if per_image.any() else 1.
+    return dict(diff=diff, low=float(ci.low), high=float(ci.high), p=float(p), n_images=a.shape[1], n_seeds=(len(a), len(b)))
+
+def verdict(difference:dict, # from `paired_difference`
+            better:str='helps', # the word when the interval lies above 0
+            worse:str='hurts', # ... below 0
+           )->str:
+    "Words that follow the interval: it helps or hurts only when the interval excludes 0."
+    d = difference
+    numbers = f"{d['diff']:+.4f}, 95% CI {d['low']:+.4f} to {d['high']:+.4f}"
+    if d['low'] > 0: return f"{better} ({numbers}, p = {d['p']:.2g})"
+    if d['high'] < 0: return f"{worse} ({numbers}, p = {d['p']:.2g})"
+    seeds = ' and '.join(str(n) for n in dict.fromkeys(d['n_seeds']))
+    return (f"no difference detectable with {d['n_images']:,} test images and {seeds} seed{'s' if d['n_seeds'] != (1, 1) else ''} "
+            f"({numbers})")
 
 # %% ../nbs/09_report.ipynb #f58fc270
 def _chain_name(arch, variant, dataset): return f'{arch} · {variant.replace("_", " ")} · {dataset}'
@@ -78,8 +156,16 @@ def plot_ablation(df:pd.DataFrame, # rows of one or more chains
     fig = Figure(figsize=(max(6, 3 * students['chain'].nunique()), 4.2))
     ax = fig.subplots()
     order = [RUN_LABELS[r] for r in ('student_no_kd', 'student_from_teacher', 'student') if r in set(students['run'])]
-    sns.barplot(data=students, x='chain', y='test_acc', hue='student', hue_order=order, ax=ax)
-    for container in ax.containers: ax.bar_label(container, fmt='%.3f', fontsize=8, label_type='center', color='white')
+    sns.barplot(data=students, x='chain', y='test_acc', hue='student', hue_order=order, errorbar=None, ax=ax)
+    chains = list(dict.fromkeys(students['chain']))
+    for container, label in zip(ax.containers, order):
+        ax.bar_label(container, fmt='%.3f', fontsize=8, label_type='center', color='white')
+        for bar, chain in zip(container, chains):  # each bar's 95% interval (`accuracy_interval`)
+            row = students[(students['chain'] == chain) & (students['student'] == label)]
+            if len(row) and np.isfinite(row['test_acc_low'].iloc[0]):
+                acc, low, high = row[['test_acc', 'test_acc_low', 'test_acc_high']].iloc[0]
+                ax.errorbar(bar.get_x() + bar.get_width() / 2, acc, yerr=[[acc - low], [high - acc]], fmt='none',
+                            ecolor='k', elinewidth=1, capsize=3)
     for i, chain in enumerate(dict.fromkeys(students['chain'])):
         ref = df[[_chain_name(a, v, d) == chain for a, v, d in zip(df['arch'], df['variant'], df['dataset'])]]
         for run, style in (('teacher', '--'), ('assistant', ':')):
@@ -87,7 +173,7 @@ def plot_ablation(df:pd.DataFrame, # rows of one or more chains
             if len(acc): ax.hlines(acc.iloc[0], i - .4, i + .4, colors='k', linestyles=style, label=f'{run}' if i == 0 else None)
         if np.isfinite(ref['chance'].iloc[0]):
             ax.hlines(ref['chance'].iloc[0], i - .4, i + .4, colors='0.4', linestyles='-.', label='chance' if i == 0 else None)
-    ax.set_xlabel(''); ax.set_ylabel('test accuracy'); ax.set_title('Does distillation help, and does the assistant?')
+    ax.set_xlabel(''); ax.set_ylabel('test accuracy (bars: 95% interval)'); ax.set_title('Does distillation help, and does the assistant?')
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return fig
 
@@ -139,11 +225,12 @@ def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain
 # %% ../nbs/09_report.ipynb #d1705e1e
 _COLUMNS = [('run', 'run'), ('model', 'model'), ('params_m', 'params (M)'), ('gflops', 'GFLOPs'),
             ('latency_ms_bs1', 'latency bs1 (ms)'), ('latency_ms_bs64', 'latency bs64 (ms)'), ('epochs', 'epochs'),
-            ('best_epoch', 'best epoch'), ('best_val', 'best val'), ('test_acc', 'test acc'), ('test_f1', 'test F1'),
-            ('test_auc', 'test AUC'), ('train_time_min', 'train time (min)')]
+            ('best_epoch', 'best epoch'), ('best_val', 'best val'), ('test_acc', 'test acc'),
+            ('test_acc_ci', 'test acc 95% CI'), ('test_f1', 'test F1'), ('test_auc', 'test AUC'), ('train_time_min', 'train time (min)')]
 
 def _cell(key, v):
     if key == 'run': return RUN_LABELS[v]
+    if key == 'test_acc_ci': return '–' if math.isnan(v[0]) else f'{v[0]:.4f}–{v[1]:.4f}'
     if isinstance(v, (float, np.floating)):
         if math.isnan(v): return '–'
         return f'{v:.4f}' if key in ('best_val', 'test_acc', 'test_f1', 'test_auc') else f'{v:.2f}'
@@ -153,19 +240,27 @@ def results_table(df:pd.DataFrame # rows from `collect_runs`
                  )->str: # a markdown table
     "The runs as a markdown table."
     head = '| ' + ' | '.join(h for _, h in _COLUMNS) + ' |'
-    rule = '|' + '|'.join('---' if k in ('run', 'model') else '---:' for k, _ in _COLUMNS) + '|'
+    rule = '|' + '|'.join('---' if k in ('run', 'model', 'test_acc_ci') else '---:' for k, _ in _COLUMNS) + '|'
+    df = df.assign(test_acc_ci=list(zip(df['test_acc_low'], df['test_acc_high'])))
     body = ['| ' + ' | '.join(_cell(k, r[k]) for k, _ in _COLUMNS) + ' |' for _, r in df.iterrows()]
     return '\n'.join([head, rule, *body])
 
-def _gains(chain:pd.DataFrame)->list[str]:
-    acc = dict(zip(chain['run'], chain['test_acc']))
-    out = []
-    if 'student' in acc and 'student_no_kd' in acc:
-        out.append(f"distillation (T→A→S vs no KD): {acc['student'] - acc['student_no_kd']:+.4f} test accuracy")
-    if 'student' in acc and 'student_from_teacher' in acc:
-        out.append(f"assistant (T→A→S vs T→S): {acc['student'] - acc['student_from_teacher']:+.4f} test accuracy")
-    if 'teacher' in acc and 'student' in acc:
-        out.append(f"student vs teacher: {acc['student'] - acc['teacher']:+.4f} test accuracy")
+_QUESTIONS = [('student', 'student_no_kd', 'distillation (T→A→S vs no KD)', 'helps', 'hurts'),
+              ('student', 'student_from_teacher', 'the assistant (T→A→S vs T→S)', 'helps', 'hurts'),
+              ('student', 'teacher', 'student vs teacher', 'the student scores higher', 'the student scores lower')]
+
+def chain_findings(chain:pd.DataFrame # the rows of one chain (one or more seeds per run)
+                  )->list[str]: # one sentence per question the chain can answer
+    "What a chain's runs answer, in test accuracy, in words that follow the paired intervals."
+    scores = {run: np.stack([run_image_scores(f) for f in rows['folder']])
+              for run, rows in chain.groupby('run', observed=True) if len(rows)}
+    out = [f'{question}: {verdict(paired_difference(scores[a], scores[b]), better, worse)}'
+           for a, b, question, better, worse in _QUESTIONS if a in scores and b in scores]
+    acc = chain.groupby('run', observed=True)['test_acc'].mean()
+    if {'teacher', 'student_no_kd'} <= set(scores) and acc['teacher'] < acc['student_no_kd']:
+        out.append(f"the teacher ({acc['teacher']:.4f}) scores below the student trained without distillation "
+                   f"({acc['student_no_kd']:.4f}): it had nothing to teach, so distillation could not help here; train the "
+                   "teacher longer, or from pretrained weights")
     chance = chain['chance'].iloc[0]
     if np.isfinite(chance):
         best = chain.loc[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher')), 'test_acc']
@@ -189,7 +284,10 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
     lines = ['# kd_nb results', '',
              f'{len(df)} finished runs under `{_shown(root)}`. Each row reports the epoch selected on validation '
              f'(`best epoch`, counted from 1); test numbers are that epoch\'s, never used for selection. '
-             'Latency is measured on the device the run trained on.', '']
+             'Latency is measured on the device the run trained on. The 95% interval of a test accuracy is a t interval '
+             'across seeds where a run has several, else a bootstrap over the test images; each finding under a table '
+             'compares two runs image by image (a paired bootstrap interval, a paired permutation p-value), and says '
+             '"helps" or "hurts" only when its interval excludes 0.', '']
     for (variant, dataset), group in df.groupby(['variant', 'dataset'], observed=True):
         stem = f'{variant}_{dataset}'
         lines += [f'## {variant.replace("_", " ")} · {dataset}', '']
@@ -197,8 +295,8 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
         lines += [f'![accuracy against cost]({stem}_accuracy_vs_cost.png)', '']
         for arch, chain in group.groupby('arch', observed=True):
             lines += [f'### {arch}', '', results_table(chain), '']
-            gains = _gains(chain)
-            lines += [f'- {g}' for g in gains] + ([''] if gains else [])
+            findings = chain_findings(chain)
+            lines += [f'- {f}' for f in findings] + ([''] if findings else [])
             save_figure(plot_learning_curves(chain), out/f'{arch}_{stem}_learning_curves.png')
             lines += [f'![learning curves]({arch}_{stem}_learning_curves.png)', '']
             save_figure(plot_confusion_matrices(chain), out/f'{arch}_{stem}_confusion.png')
