@@ -406,7 +406,8 @@ class MapsPanel(Panel):
     name = 'maps'
     def __init__(self, dash):
         super().__init__(dash)
-        self.layer, self.head = 'overview', -1  # ResNet: 'overview' or one of RESNET_LAYERS; ViT: block (-1: last), head (-1: mean)
+        # what it shows: a ResNet's 'overview' or one of RESNET_LAYERS; a ViT's block (-1: the last) and head (-1: their mean)
+        self.layer, self.head = ('overview' if dash is not None and dash.kind == 'features' else -1), -1
 
     def file_name(self): return 'feature_maps.png' if self.dash.kind == 'features' else 'attention_maps.png'
 
@@ -419,8 +420,8 @@ class MapsPanel(Panel):
         if self.dash.kind == 'attention':
             model = unwrap(self.dash.model)
             blocks, heads = len(model.blocks), model.blocks[0].attn.num_heads
-            self.layer = blocks - 1
-            return dict(layer=W.Dropdown(options=[(f'layer {i + 1}', i) for i in range(blocks)], value=self.layer, description='layer'),
+            return dict(layer=W.Dropdown(options=[(f'layer {i + 1}', i) for i in range(blocks)], value=self.layer % blocks,
+                                         description='layer'),
                         head=W.Dropdown(options=[('mean of heads', -1)] + [(f'head {h}', h) for h in range(heads)],
                                         value=self.head, description='head'))
         return {}
@@ -437,8 +438,8 @@ class MapsPanel(Panel):
             layers, top = (None, top) if layer == 'overview' else ([layer], 8)
             title = f"Feature maps: the {top} most active channels of {'each layer' if layers is None else layer} · {views['note']}"
             return plot_feature_maps(images, views['maps'], layers, top, titles, title)
-        return plot_attention(images, views['rollout'], views['cls'], layer if isinstance(layer, int) else -1,
-                              None if head == -1 else head, titles, f"Where the ViT looks · {views['note']}")
+        return plot_attention(images, views['rollout'], views['cls'], layer, None if head == -1 else head, titles,
+                              f"Where the ViT looks · {views['note']}")
 
 @register_panel
 class GradientsPanel(Panel):
