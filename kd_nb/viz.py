@@ -468,6 +468,10 @@ class ConfusionPanel(Panel):
         return plot_confusion(targets, scores, task, names, f'Validation, epoch {epoch + 1}')
 
 # %% ../nbs/06_viz.ipynb #69cf8ee6
+def _add_to_tensorboard(writer, panel:str, png:bytes, step:int):
+    "A view as the TensorBoard image `dashboard/{panel}`."
+    writer.add_image(f'dashboard/{panel}', png_array(png), step, dataformats='HWC')
+
 class _Renderer:
     "Draws queued figures within a share of the wall time, keeping only the newest job per panel; urgent jobs skip the wait."
     def __init__(self,
@@ -508,8 +512,7 @@ class _Renderer:
         try:
             png = draw()
             writer = self.writer() if tensorboard and self.writer is not None else None
-            if png is not None and writer is not None:
-                writer.add_image(f'dashboard/{panel}', png_array(png), step, dataformats='HWC')
+            if png is not None and writer is not None: _add_to_tensorboard(writer, panel, png, step)
             result = (png, None)
         except Exception as e: result = (None, e)
         with self.cv:
@@ -617,7 +620,7 @@ def export_views(pngs:dict, # panel name -> PNG bytes
         if folder is not None:
             with atomic_path(Path(folder)/files[panel]) as tmp: tmp.write_bytes(png)
             written.append(Path(folder)/files[panel])
-        if writer is not None: writer.add_image(f'dashboard/{panel}', png_array(png), step, dataformats='HWC')
+        if writer is not None: _add_to_tensorboard(writer, panel, png, step)
     return written
 
 # %% ../nbs/06_viz.ipynb #a46b3d0c
