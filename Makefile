@@ -18,9 +18,13 @@ $(STAMP): settings.ini setup.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name 'Python (kd_nb)' >/dev/null
 	@touch $(STAMP)
 
+# One notebook at a time: torch gives each process every core, so two notebooks side by side (nbdev_test's default on
+# 2 cores) fight over them; the suite took 456 s that way and 268 s in turn, on the same 2-core machine.
+NBDEV_TEST := $(BIN)/nbdev_test --n_workers 1
+
 test: setup
 	@start=$$(date +%s); \
-	$(BIN)/nbdev_test; \
+	$(NBDEV_TEST); \
 	$(MAKE) --no-print-directory test-timm-floor; \
 	$(MAKE) --no-print-directory check-sync; \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
@@ -35,11 +39,11 @@ $(FLOOR_DIR):
 
 test-timm-floor: setup $(FLOOR_DIR)
 	@PYTHONPATH=$(FLOOR_DIR) $(BIN)/python -c "import timm; assert timm.__version__ == '$(TIMM_FLOOR)', timm.__version__"
-	PYTHONPATH=$(FLOOR_DIR) $(BIN)/nbdev_test --file_re '^0[27]_'
+	PYTHONPATH=$(FLOOR_DIR) $(NBDEV_TEST) --file_re '^0[27]_'
 	@echo "test-timm-floor: models and experiment pass on timm $(TIMM_FLOOR)"
 
 test-slow: setup
-	$(BIN)/nbdev_test --flags slow
+	$(NBDEV_TEST) --flags slow
 
 # Exporting and cleaning must be no-ops: the library matches the notebooks and the notebooks are clean.
 # The library notebooks keep their examples' outputs (every show_doc cell shows its documentation).

@@ -133,11 +133,11 @@ def _run_one(fn:Path|str)->str:
 
 
 def outputs(*names):
-    "Run the named library notebooks (default: all), two at a time, and keep their outputs."
+    "Run the named library notebooks (default: all), one at a time as `make test` does, and keep their outputs."
     paths = [Path(n).resolve() for n in names] if names else _library_notebooks()
     # one fresh interpreter per notebook, as nbdev_test's workers: a notebook's shell takes over its process's __main__
     run = lambda p: subprocess.run([sys.executable, __file__, 'one-output', str(p)], capture_output=True, text=True)
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(1) as pool:  # torch takes every core: two notebooks side by side are slower than in turn
         failed = [(p, r.stderr[-3000:]) for p, r in zip(paths, pool.map(run, paths)) if r.returncode]
     for p, err in failed: print(f'{p.name} failed:\n{err}', file=sys.stderr)
     subprocess.run([str(Path(sys.executable).parent/'nbdev_clean')], check=True)  # execution counts and metadata go
