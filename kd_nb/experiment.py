@@ -30,10 +30,10 @@ from .viz import LiveDashboard, plot_confusion, save_figure
 __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH', 'RESULT_FILES',
            'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'check_params', 'stage_model_name',
            'stage_config', 'weights_file', 'variant', 'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir',
-           'StageData', 'input_norm', 'budget_epochs', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
-           'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
-           'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard',
-           'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage']
+           'StageData', 'input_norm', 'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput',
+           'stage_teacher', 'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run',
+           'prepare_run_dir', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results',
+           'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -45,10 +45,10 @@ RUN_PLAN = {'teacher': ('teacher', None), 'assistant': ('assistant', 'teacher'),
 
 # %% ../nbs/07_experiment.ipynb #daf3650f
 PRESETS = {
-    'full': dict(pretrained=True, epochs=300, train_samples=None, img_size=None, batch_size=None, lr=1e-4, weight_decay=0.05,
+    'full': dict(pretrained=True, epochs=300, train_samples=None, teacher_samples=None, img_size=None, batch_size=None, lr=1e-4, weight_decay=0.05,
                  warmup_epochs=0., kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='auto',
                  grad_checkpointing=True, stem='auto'),
-    'quick': dict(pretrained=False, epochs=None, train_samples=25_000, img_size=None, batch_size=128, lr=2e-3, weight_decay=0.05,
+    'quick': dict(pretrained=False, epochs=None, train_samples=25_000, teacher_samples=40_000, img_size=None, batch_size=128, lr=2e-3, weight_decay=0.05,
                   warmup_epochs=None, kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='gpu',
                   grad_checkpointing=False, stem='imagenet'),
 }
@@ -85,6 +85,7 @@ class StageConfig:
     teacher_dir:str|None = None # the run to distil from; default: the previous stage's folder
     epochs:int|None = None # None: from `train_samples` (the quick preset), else the preset's
     train_samples:int|None = None # with epochs None: train on about this many samples, whatever the dataset's size
+    teacher_samples:int|None = None # with epochs None: the teacher run's budget instead (it must learn more than its students)
     batch_size:int|None = None
     lr:float|None = None
     weight_decay:float|None = None
@@ -173,6 +174,7 @@ def _sizes(v):
 PARAM_RULES = dict(
     epochs=(_integer, 'an integer >= 1', lambda v: v >= 1),
     train_samples=(_integer, 'an integer >= 1', lambda v: v >= 1),
+    teacher_samples=(_integer, 'an integer >= 1', lambda v: v >= 1),
     batch_size=(_integer, 'an integer >= 1', lambda v: v >= 1),
     lr=(_number, 'a number > 0', lambda v: v > 0),
     weight_decay=(_number, 'a number >= 0', lambda v: v >= 0),
@@ -268,10 +270,13 @@ def variant(cfg:StageConfig)->str: # 'imagenet_pretrained' or 'from_scratch'
     return 'imagenet_pretrained' if cfg.pretrained else 'from_scratch'
 
 def run_dir(cfg:StageConfig, # a resolved configuration
-            run:str|None=None, # another run of the same chain; default: `cfg.stage`
-           )->Path:
-    "The folder of a run of this chain."
-    return Path(cfg.experiments_root)/cfg.arch/variant(cfg)/cfg.dataset/(run or cfg.stage)
+            run:str|None=None, # another run of the same chain (of the same seed); default: `cfg.stage`
+           )->Path: # `{arch}/{variant}/{dataset}/{run}/seed{seed}` under the experiments folder
+    "The folder of a run of this chain and seed; a run written before per-seed folders stays where it is."
+    folder = Path(cfg.experiments_root)/cfg.arch/variant(cfg)/cfg.dataset/(run or cfg.stage)
+    legacy = folder/'config.yaml'  # files directly in {run}/: one seed, the one it was trained with
+    if legacy.is_file() and yaml.safe_load(legacy.read_text()).get('seed') == cfg.seed: return folder
+    return folder/f'seed{cfg.seed}'
 
 def run_status(folder:Path|str # a run folder
               )->str: # 'finished', 'interrupted' or 'new'
@@ -289,8 +294,9 @@ def exported_model_dir(folder:Path|str # a run folder
 def _run_command(cfg, run):
     flags = f"-p arch {cfg.arch} -p stage {run} -p dataset {cfg.dataset} -p preset {cfg.preset}"
     if cfg.pretrained != PRESETS[cfg.preset]['pretrained']: flags += f" -p pretrained {cfg.pretrained}"
-    return (f"papermill nbs/train_stage.ipynb {run}.ipynb {flags}  (or: kd_pipeline --arch {cfg.arch} --dataset {cfg.dataset} "
-            f"--preset {cfg.preset}{'' if cfg.pretrained else ' --scratch'} --stages {run})")
+    seed = f" -p seed {cfg.seed}" if cfg.seed != StageConfig.seed else ''
+    return (f"papermill nbs/train_stage.ipynb {run}.ipynb {flags}{seed}  (or: kd_pipeline --arch {cfg.arch} --dataset {cfg.dataset} "
+            f"--preset {cfg.preset}{'' if cfg.pretrained else ' --scratch'} --stages {run}{seed})")
 
 def teacher_dir(cfg:StageConfig)->Path|None: # the finished run to distil from, or None for runs without a teacher
     "The teacher's run folder: `cfg.teacher_dir` or the previous stage's; one clear error if it is not finished."
@@ -323,9 +329,14 @@ def input_norm(cfg:StageConfig, ds)->tuple: # (mean, std) per input channel
 
 def budget_epochs(cfg:StageConfig, # a resolved configuration
                   train_images:int, # the training split's size
-                 )->int: # `cfg.epochs`, or the epochs that make about `cfg.train_samples` training samples
+                 )->int: # `cfg.epochs`, or the epochs that make about `sample_budget(cfg)` training samples
     "The epochs a stage trains for on `train_images` images."
-    return cfg.epochs or max(1, round(cfg.train_samples / train_images))
+    return cfg.epochs or max(1, round(sample_budget(cfg) / train_images))
+
+def sample_budget(cfg:StageConfig # a resolved configuration
+                 )->int|None: # training samples, from which the epochs follow when `cfg.epochs` is None
+    "A run's sample budget: `teacher_samples` for the teacher where it is set, else `train_samples`."
+    return cfg.teacher_samples if cfg.stage == 'teacher' and cfg.teacher_samples else cfg.train_samples
 
 def stage_data(cfg:StageConfig, # a resolved configuration
                device=None, # default: the best available
@@ -336,7 +347,7 @@ def stage_data(cfg:StageConfig, # a resolved configuration
     ds = load_dataset(cfg.dataset, cfg.data_root)
     if cfg.epochs is None:  # a sample budget: the same time on any dataset (about)
         _resolve_epochs(cfg, budget_epochs(cfg, ds.split_sizes['train']))
-        if verbose: print(f"epochs: {cfg.epochs} (about {cfg.train_samples:,} training samples)")
+        if verbose: print(f"epochs: {cfg.epochs} (about {sample_budget(cfg):,} training samples)")
     mean, std = input_norm(cfg, ds)
     dls = make_loaders(ds, cfg.batch_size, cfg.img_size, mean, std, device=device, seed=cfg.seed,
                        views=cfg.teacher_cache or None)
@@ -427,7 +438,7 @@ def config_changes(old:StageConfig, # e.g. an interrupted run's `load_config`
 def lock_run(cfg:StageConfig)->Path|None: # the lock file; None off the main process
     "Make this process the only one training this run: a second process fails at once, naming the first."
     if not is_main_process(): return None
-    return lock_folder(run_dir(cfg), f"{cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}")
+    return lock_folder(run_dir(cfg), f"{cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}/seed{cfg.seed}")
 
 def unlock_run(cfg:StageConfig): # release the run's lock (when the stage is finished)
     "Release this process's lock on the run."
@@ -604,7 +615,7 @@ def stage_figures(cfg:StageConfig, data:StageData,
 
 def results_message(cfg:StageConfig, summary:dict)->str: # the commit message of a run's results
     "Name the run and its test accuracy."
-    return f"results: {cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage} (test acc {summary['test']['acc']:.4f})"
+    return f"results: {cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}/seed{cfg.seed} (test acc {summary['test']['acc']:.4f})"
 
 def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
                  test:dict, # from `evaluate_test`

@@ -103,12 +103,12 @@ def stage_plan(cfg:StageConfig, # a resolved configuration
             f"{train_images:,} images at {cfg.img_size} px, batch {cfg.batch_size}, on {device} in "
             f"{'fp32' if dtype is None else str(dtype).removeprefix('torch.')}")
 
-def runs_table(rows:list, # (run, summary dict, seconds or None, status) per run
+def runs_table(rows:list, # (run, seed, summary dict, seconds or None, status) per run and seed
               )->str: # a plain-text table
     "The chain's runs at a glance: model, test accuracy, time, what happened."
-    lines = [f"{'run':<22}{'model':<24}{'test acc':>9}{'time':>10}  status"]
-    lines += [f"{run:<22}{s['model']:<24}{s['test']['acc']:>9.4f}{'-' if t is None else f'{t:.0f} s':>10}  {status}"
-              for run, s, t, status in rows]
+    lines = [f"{'run':<22}{'seed':>6}  {'model':<24}{'test acc':>9}{'time':>10}  status"]
+    lines += [f"{run:<22}{seed:>6}  {s['model']:<24}{s['test']['acc']:>9.4f}{'-' if t is None else f'{t:.0f} s':>10}  {status}"
+              for run, seed, s, t, status in rows]
     return '\n'.join(lines)
 
 def run_pipeline(arch:str, # 'cnn' or 'vit'
@@ -117,6 +117,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                  scratch:bool=False, # train from scratch (the quick preset always does)
                  baselines:bool=False, # add the student without KD and the student distilled from the teacher
                  stages:list[str]|None=None, # the runs to do; default: the chain
+                 seeds:int=1, # train each run with this many seeds: the `seed` parameter (default 42) and those after it
                  source:str|None=None, # a local copy of the dataset to prepare from
                  params:dict|None=None, # more stage parameters, e.g. dict(epochs=3, batch_size=64)
                  experiments_root:str|None=None, # default: $KD_EXPERIMENTS or experiments/
@@ -125,35 +126,39 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                  kernel:str|None=None, # the Jupyter kernel; default: 'kd_nb' if installed, else 'python3'
                  notebook:str|None=None, # the stage notebook; default: nbs/train_stage.ipynb
                  log_output:bool=True, # stream each stage's printed output
-                )->dict: # run -> 'skipped', 'trained' or 'resumed'; and 'report' -> results.md (or None)
-    "Train a chain (and its baselines) stage by stage through papermill, then write the report."
+                )->dict: # run -> per seed 'skipped', 'trained' or 'resumed'; and 'report' -> results.md (or None)
+    "Train a chain (and its baselines) stage by stage through papermill, seed after seed, then write the report."
     runs = pipeline_runs(stages, baselines)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise PipelineError(f"seeds={seeds!r} should be an integer >= 1: the number of seeds each run trains with.")
     base = dict(params or {}) | dict(arch=arch, dataset=dataset, preset=preset, source=source,
                                      experiments_root=str(Path(experiments_root or core.experiments_root()).resolve()),
                                      data_root=str(Path(data_root or core.data_root()).resolve()))
     if scratch: base['pretrained'] = False
     unknown = set(base) - set(STAGE_PARAMS)
     if unknown: raise PipelineError(f"Unknown stage parameter(s) {', '.join(sorted(unknown))}; a stage takes {', '.join(STAGE_PARAMS)}.")
-    configs = {run: stage_config(**base, stage=run) for run in runs}  # every parameter checked before anything runs
-    check_plan(configs)
+    first = stage_config(**base, stage=runs[0]).seed  # every parameter checked before anything runs
+    plans = {seed: {run: stage_config(**(base | dict(stage=run, seed=seed))) for run in runs} for seed in range(first, first + seeds)}
+    for configs in plans.values(): check_plan(configs)
     say = print if log_output else (lambda *a, **k: None)
     ensure_prepared(dataset, base['data_root'], source=source, verbose=log_output)
     train_images = load_dataset(dataset, base['data_root']).split_sizes['train']
-    done, rows = {}, []
-    for run, cfg in configs.items():
-        status = run_status(run_dir(cfg))
-        if status == 'finished' and not cfg.overwrite:
-            say(f"== {run}: finished already ({run_dir(cfg)}), skipped"); done[run] = 'skipped'
-            rows.append((run, json.loads((run_dir(cfg)/'summary.json').read_text()), None, 'skipped')); continue
-        say(f"== {run}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {run_dir(cfg)}")
-        start = time.perf_counter()
-        # the pipeline commits after the notebook, so the executed notebook is part of the commit
-        run_stage_notebook(cfg, base | dict(stage=run, git_commit=False, git_push=False), notebook, kernel, log_output)
-        summary = json.loads((run_dir(cfg)/'summary.json').read_text())
-        say(f"== {run}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
-        if cfg.git_commit: git_commit_results(run_dir(cfg), results_message(cfg, summary), push=cfg.git_push)
-        done[run] = 'resumed' if status == 'interrupted' else 'trained'
-        rows.append((run, summary, time.perf_counter() - start, done[run]))
+    done, rows = {run: [] for run in runs}, []
+    for seed, configs in plans.items():  # a whole chain per seed: an interrupted study leaves whole chains
+        for run, cfg in configs.items():
+            status, folder, name = run_status(run_dir(cfg)), run_dir(cfg), f"{run} (seed {seed})"
+            if status == 'finished' and not cfg.overwrite:
+                say(f"== {name}: finished already ({folder}), skipped"); done[run].append('skipped')
+                rows.append((run, seed, json.loads((folder/'summary.json').read_text()), None, 'skipped')); continue
+            say(f"== {name}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {folder}")
+            start = time.perf_counter()
+            # the pipeline commits after the notebook, so the executed notebook is part of the commit
+            run_stage_notebook(cfg, base | dict(stage=run, seed=seed, git_commit=False, git_push=False), notebook, kernel, log_output)
+            summary = json.loads((folder/'summary.json').read_text())
+            say(f"== {name}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
+            if cfg.git_commit: git_commit_results(folder, results_message(cfg, summary), push=cfg.git_push)
+            done[run].append('resumed' if status == 'interrupted' else 'trained')
+            rows.append((run, seed, summary, time.perf_counter() - start, done[run][-1]))
     say(runs_table(rows))
     done['report'] = None
     if figures_root != '':
@@ -171,6 +176,8 @@ def _parser()->argparse.ArgumentParser:
     p.add_argument('--scratch', action='store_true', help='train from scratch (the quick preset always does)')
     p.add_argument('--baselines', action='store_true', help='add the student without KD and the student distilled from the teacher')
     p.add_argument('--stages', nargs='+', metavar='STAGE', help=f"the runs to do, of {', '.join(RUNS)}")
+    p.add_argument('--seeds', type=int, default=1, metavar='N',
+                   help='train every run with N seeds (the seed parameter, default 42, and the ones after it); the report gives 95%% intervals across them')
     p.add_argument('--source', help='a local copy of the dataset to prepare from (no download)')
     p.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), help='another stage parameter')
     p.add_argument('--experiments-root', help='run folders (default: $KD_EXPERIMENTS or experiments/)')
@@ -187,8 +194,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     args = _parser().parse_args(argv)
     params = {name: yaml.safe_load(value) for name, value in args.param}
     try:
-        done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.source, params,
-                            args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet)
+        done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.seeds, args.source,
+                            params, args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet)
     except (PipelineError, DataError, ValueError, FileNotFoundError, FolderLockedError) as e:
         print(f'kd_pipeline: {e}', file=sys.stderr)
         return 1

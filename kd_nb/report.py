@@ -15,44 +15,39 @@ import seaborn as sns
 from .core import experiments_root, figures_root, atomic_path, project_root
 from .metrics import MetricsCSV
 from .models import CHAIN
-from .experiment import RUNS, BASELINES
+from .experiment import RUNS, BASELINES, StageConfig
 from .viz import save_figure, draw_confusion
 
 # %% auto #0
 __all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference', 'verdict',
-           'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'plot_confusion_matrices', 'results_table',
-           'chain_findings', 'write_report']
+           'summarise_seeds', 'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves',
+           'plot_confusion_matrices', 'results_table', 'chain_findings', 'write_report']
 
 # %% ../nbs/09_report.ipynb #e80dffa2
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
               'student_no_kd': 'student, no KD', 'student_from_teacher': 'student (T→S)'}
 
-def _test_interval(folder:Path)->dict:
-    "The 95% interval of a run's test accuracy (NaN for runs saved without their test predictions)."
-    if not (folder/'test_predictions.npz').is_file(): return dict(test_acc_low=math.nan, test_acc_high=math.nan)
-    interval = accuracy_interval(run_image_scores(folder))
-    return dict(test_acc_low=interval['low'], test_acc_high=interval['high'])
-
 def collect_runs(root:Path|str|None=None # the experiments folder; default `experiments_root()`
-                )->pd.DataFrame: # one row per finished run, with the 95% interval of its test accuracy
-    "Read every finished run's summary.json under `root` into a table."
+                )->pd.DataFrame: # one row per finished run and seed
+    "Read every finished run's summary.json under `root` into a table, one row per seed."
     root = Path(root or experiments_root())
     rows = []
-    for path in sorted(root.glob('*/*/*/*/summary.json')):
+    # {run}/seed{S}/ and, written before per-seed folders, {run}/ itself
+    for path in sorted([*root.glob('*/*/*/*/seed*/summary.json'), *root.glob('*/*/*/*/summary.json')]):
         s = json.loads(path.read_text())
         stats, monitor = s.get('stats') or {}, s['monitor'].removeprefix('val_')
-        rows.append(dict(arch=s['arch'], variant=s['variant'], dataset=s['dataset'], run=s['run'], model=s['model'],
+        rows.append(dict(arch=s['arch'], variant=s['variant'], dataset=s['dataset'], run=s['run'],
+                         seed=(s.get('config') or {}).get('seed', StageConfig.seed), model=s['model'],
                          kd_method=s['kd_method'], params_m=stats.get('params', math.nan) / 1e6,
                          gflops=stats.get('flops', math.nan) / 1e9, latency_ms_bs1=stats.get('latency_ms_bs1', math.nan),
                          latency_ms_bs64=stats.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
                          test_auc=s['test']['auc'], train_time_min=s['train_time_s'] / 60,
                          # uniform guessing; no single figure for multi-label accuracy
-                         chance=math.nan if s['task'] == 'multi-label' else 1 / s['num_classes'], folder=str(path.parent),
-                         **_test_interval(path.parent)))
+                         chance=math.nan if s['task'] == 'multi-label' else 1 / s['num_classes'], folder=str(path.parent)))
     df = pd.DataFrame(rows)
     if len(df): df['run'] = pd.Categorical(df['run'], categories=RUNS, ordered=True)
-    return df.sort_values(['arch', 'variant', 'dataset', 'run']).reset_index(drop=True) if len(df) else df
+    return df.sort_values(['arch', 'variant', 'dataset', 'run', 'seed']).reset_index(drop=True) if len(df) else df
 
 # %% ../nbs/09_report.ipynb #5b471d41
 def image_scores(targets:np.ndarray, # labels, as a stage saves them in `test_predictions.npz`
@@ -123,10 +118,30 @@ def verdict(difference:dict, # from `paired_difference`
     return (f"no difference detectable with {d['n_images']:,} test images and {seeds} seed{'s' if d['n_seeds'] != (1, 1) else ''} "
             f"({numbers})")
 
+# %% ../nbs/09_report.ipynb #c7950200
+_MEANS = ['params_m', 'gflops', 'latency_ms_bs1', 'latency_ms_bs64', 'epochs', 'best_epoch', 'best_val', 'test_acc', 'test_f1',
+          'test_auc', 'train_time_min']
+
+def summarise_seeds(df:pd.DataFrame # rows from `collect_runs`, one per run and seed
+                   )->pd.DataFrame: # one row per run: the means, `seeds`, `folders`, `test_acc_low` and `test_acc_high`
+    "Fold the seeds of each run into one row: the mean of every number and the 95% interval of the test accuracy."
+    rows = []
+    for _, seeds in df.groupby(['arch', 'variant', 'dataset', 'run'], observed=True, sort=False):
+        folders = [Path(f) for f in seeds['folder']]
+        if all((f/'test_predictions.npz').is_file() for f in folders):
+            interval = accuracy_interval(np.stack([run_image_scores(f) for f in folders]))
+            low, high = interval['low'], interval['high']
+        else: low = high = math.nan  # runs saved before stages kept their test predictions
+        rows.append(seeds.iloc[0].drop('seed').to_dict() | seeds[_MEANS].mean().to_dict() |
+                    dict(seeds=len(seeds), folders=[str(f) for f in folders], test_acc_low=low, test_acc_high=high))
+    out = pd.DataFrame(rows)
+    if len(out): out['run'] = pd.Categorical(out['run'], categories=RUNS, ordered=True)
+    return out.sort_values(['arch', 'variant', 'dataset', 'run']).reset_index(drop=True) if len(out) else out
+
 # %% ../nbs/09_report.ipynb #f58fc270
 def _chain_name(arch, variant, dataset): return f'{arch} · {variant.replace("_", " ")} · {dataset}'
 
-def plot_accuracy_vs_cost(df:pd.DataFrame, # rows of one dataset and weights' origin (both families may be present)
+def plot_accuracy_vs_cost(df:pd.DataFrame, # `summarise_seeds` rows of one dataset and weights' origin (both families may be present)
                          )->Figure:
     "Test accuracy against parameters and against batch-1 latency, one point per run, each chain joined in order."
     df = df.assign(stage=df['run'].map(RUN_LABELS))
@@ -147,7 +162,7 @@ def plot_accuracy_vs_cost(df:pd.DataFrame, # rows of one dataset and weights' or
     fig.suptitle(f"Accuracy against cost: {first['variant'].replace('_', ' ')} · {first['dataset']} (grey line: the T→A→S chain)")
     return fig
 
-def plot_ablation(df:pd.DataFrame, # rows of one or more chains
+def plot_ablation(df:pd.DataFrame, # `summarise_seeds` rows of one or more chains
                  )->Figure:
     "The assistant ablation: the student without KD, distilled from the teacher, and through the assistant."
     students = df[df['run'].isin(('student_no_kd', 'student_from_teacher', 'student'))].copy()
@@ -177,18 +192,19 @@ def plot_ablation(df:pd.DataFrame, # rows of one or more chains
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return fig
 
-def plot_learning_curves(df:pd.DataFrame, # rows of one chain
+def plot_learning_curves(df:pd.DataFrame, # rows of one chain from `collect_runs` (one or more seeds per run)
                         )->Figure:
-    "Per-run validation accuracy and validation loss (hard-label CE, comparable across runs) by epoch."
+    "Per-run validation accuracy and validation loss (hard-label CE, comparable across runs) by epoch, a line per seed."
     from matplotlib.ticker import MaxNLocator
     fig = Figure(figsize=(11, 4))
     acc_ax, loss_ax = fig.subplots(1, 2)
-    for _, r in df.iterrows():
-        rows = MetricsCSV(Path(r['folder'])/'metrics.csv').rows()
-        epochs = [int(x['epoch']) + 1 for x in rows]
-        label = RUN_LABELS[r['run']]
-        acc_ax.plot(epochs, [float(x['val_acc']) for x in rows], marker='o', ms=3, label=label)
-        loss_ax.plot(epochs, [float(x['val_loss']) for x in rows], marker='o', ms=3, label=label)
+    for i, (run, seeds) in enumerate(df.groupby('run', observed=True)):
+        for j, folder in enumerate(seeds['folder']):  # a run's seeds in one colour, labelled once
+            rows = MetricsCSV(Path(folder)/'metrics.csv').rows()
+            epochs = [int(x['epoch']) + 1 for x in rows]
+            style = dict(color=f'C{i}', marker='o', ms=3, alpha=1 if len(seeds) == 1 else .6, label=None if j else RUN_LABELS[run])
+            acc_ax.plot(epochs, [float(x['val_acc']) for x in rows], **style)
+            loss_ax.plot(epochs, [float(x['val_loss']) for x in rows], **style)
     acc_ax.set(xlabel='epoch', ylabel='validation accuracy', title='Validation accuracy')
     loss_ax.set(xlabel='epoch', ylabel='validation loss (cross-entropy)', title='Validation loss')
     for ax in (acc_ax, loss_ax): ax.grid(alpha=.3); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -203,9 +219,13 @@ def _exported_labels(folder:Path)->list|None:
     config = folder/'checkpoints'/'model'/'config.json'
     return json.loads(config.read_text()).get('label_names') if config.is_file() else None
 
-def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain
+def _test_predictions(folders:list)->tuple: # (targets, scores) of every seed's test images, one after the other
+    preds = [np.load(Path(f)/'test_predictions.npz') for f in folders]
+    return np.concatenate([p['targets'] for p in preds]), np.concatenate([p['scores'].astype(np.float32) for p in preds])
+
+def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain from `summarise_seeds`
                            )->Figure:
-    "The test confusion matrix of each run of a chain, side by side."
+    "The test confusion matrix of each run of a chain, side by side; a run's seeds pooled."
     n = len(df)
     summaries = [json.loads((Path(folder)/'summary.json').read_text()) for folder in df['folder']]
     first = summaries[0]
@@ -214,16 +234,16 @@ def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain
     fig = Figure(figsize=(side * n + 0.8, side + 0.6), layout='constrained')
     axes = np.atleast_1d(fig.subplots(1, n))
     for i, (ax, (_, r), summary) in enumerate(zip(axes, df.iterrows(), summaries)):
-        preds = np.load(Path(r['folder'])/'test_predictions.npz')
         names = summary.get('label_names') or _exported_labels(Path(r['folder']))
-        draw_confusion(ax, preds['targets'], preds['scores'].astype(np.float32), summary['task'], names,
-                       f"{RUN_LABELS[r['run']]}: test acc {r['test_acc']:.3f}", colorbar=i == n - 1)
+        pooled = f", {r['seeds']} seeds pooled" if r['seeds'] > 1 else ''
+        draw_confusion(ax, *_test_predictions(r['folders']), summary['task'], names,
+                       f"{RUN_LABELS[r['run']]}: test acc {r['test_acc']:.3f}{pooled}", colorbar=i == n - 1)
         if i: ax.set_ylabel('')
     fig.suptitle(f"Test confusion matrices: {_chain_name(first['arch'], first['variant'], first['dataset'])}")
     return fig
 
 # %% ../nbs/09_report.ipynb #d1705e1e
-_COLUMNS = [('run', 'run'), ('model', 'model'), ('params_m', 'params (M)'), ('gflops', 'GFLOPs'),
+_COLUMNS = [('run', 'run'), ('model', 'model'), ('seeds', 'seeds'), ('params_m', 'params (M)'), ('gflops', 'GFLOPs'),
             ('latency_ms_bs1', 'latency bs1 (ms)'), ('latency_ms_bs64', 'latency bs64 (ms)'), ('epochs', 'epochs'),
             ('best_epoch', 'best epoch'), ('best_val', 'best val'), ('test_acc', 'test acc'),
             ('test_acc_ci', 'test acc 95% CI'), ('test_f1', 'test F1'), ('test_auc', 'test AUC'), ('train_time_min', 'train time (min)')]
@@ -231,25 +251,31 @@ _COLUMNS = [('run', 'run'), ('model', 'model'), ('params_m', 'params (M)'), ('gf
 def _cell(key, v):
     if key == 'run': return RUN_LABELS[v]
     if key == 'test_acc_ci': return '–' if math.isnan(v[0]) else f'{v[0]:.4f}–{v[1]:.4f}'
+    if key in ('epochs', 'best_epoch'):  # counted from 1; a mean over seeds may fall between two epochs
+        v = v + (key == 'best_epoch')
+        return f'{v:.0f}' if float(v).is_integer() else f'{v:.1f}'
     if isinstance(v, (float, np.floating)):
         if math.isnan(v): return '–'
         return f'{v:.4f}' if key in ('best_val', 'test_acc', 'test_f1', 'test_auc') else f'{v:.2f}'
-    return str(v + 1) if key == 'best_epoch' else str(v)
+    return str(v)
 
-def results_table(df:pd.DataFrame # rows from `collect_runs`
+def results_table(df:pd.DataFrame # rows from `summarise_seeds`
                  )->str: # a markdown table
-    "The runs as a markdown table."
+    "The runs as a markdown table: means over each run's seeds, with the 95% interval of the test accuracy."
     head = '| ' + ' | '.join(h for _, h in _COLUMNS) + ' |'
     rule = '|' + '|'.join('---' if k in ('run', 'model', 'test_acc_ci') else '---:' for k, _ in _COLUMNS) + '|'
     df = df.assign(test_acc_ci=list(zip(df['test_acc_low'], df['test_acc_high'])))
     body = ['| ' + ' | '.join(_cell(k, r[k]) for k, _ in _COLUMNS) + ' |' for _, r in df.iterrows()]
     return '\n'.join([head, rule, *body])
 
-_QUESTIONS = [('student', 'student_no_kd', 'distillation (T→A→S vs no KD)', 'helps', 'hurts'),
+# (run A, run B, the question, the words when A is better, when A is worse)
+_QUESTIONS = [('teacher', 'student_no_kd', 'a teacher worth distilling from (teacher vs no KD)', 'yes, it scores higher', 'no, it scores lower'),
+              ('student', 'student_no_kd', 'distillation (T→A→S vs no KD)', 'helps', 'hurts'),
+              ('student_from_teacher', 'student_no_kd', 'distillation from the teacher alone (T→S vs no KD)', 'helps', 'hurts'),
               ('student', 'student_from_teacher', 'the assistant (T→A→S vs T→S)', 'helps', 'hurts'),
               ('student', 'teacher', 'student vs teacher', 'the student scores higher', 'the student scores lower')]
 
-def chain_findings(chain:pd.DataFrame # the rows of one chain (one or more seeds per run)
+def chain_findings(chain:pd.DataFrame # the `collect_runs` rows of one chain (one or more seeds per run)
                   )->list[str]: # one sentence per question the chain can answer
     "What a chain's runs answer, in test accuracy, in words that follow the paired intervals."
     scores = {run: np.stack([run_image_scores(f) for f in rows['folder']])
@@ -263,7 +289,8 @@ def chain_findings(chain:pd.DataFrame # the rows of one chain (one or more seeds
                    "teacher longer, or from pretrained weights")
     chance = chain['chance'].iloc[0]
     if np.isfinite(chance):
-        best = chain.loc[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher')), 'test_acc']
+        students = chain[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher'))]
+        best = students.groupby('run', observed=True)['test_acc'].mean()  # each student's mean over its seeds
         if len(best): out.append(f"chance (guessing one of {round(1 / chance)} classes): {chance:.4f} test accuracy; "
                                  f"the students reach {best.min():.4f}–{best.max():.4f}, {best.min() / chance:.1f}–{best.max() / chance:.1f}× chance")
     return out
@@ -278,31 +305,33 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
                 )->Path: # the results.md written
     "Collect every finished run and write results.md with its figures."
     root, out = Path(root or experiments_root()), Path(out or figures_root())
-    df = collect_runs(root)
-    if not len(df): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/summary.json): run a stage first, "
-                                            "e.g. kd_pipeline --arch cnn --dataset cifar10 --preset quick.")
+    seeds = collect_runs(root)
+    if not len(seeds): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/seed*/summary.json): run a stage first, "
+                                               "e.g. kd_pipeline --arch cnn --dataset cifar10 --preset quick.")
+    runs = summarise_seeds(seeds)
     lines = ['# kd_nb results', '',
-             f'{len(df)} finished runs under `{_shown(root)}`. Each row reports the epoch selected on validation '
-             f'(`best epoch`, counted from 1); test numbers are that epoch\'s, never used for selection. '
-             'Latency is measured on the device the run trained on. The 95% interval of a test accuracy is a t interval '
-             'across seeds where a run has several, else a bootstrap over the test images; each finding under a table '
-             'compares two runs image by image (a paired bootstrap interval, a paired permutation p-value), and says '
-             '"helps" or "hurts" only when its interval excludes 0.', '']
-    for (variant, dataset), group in df.groupby(['variant', 'dataset'], observed=True):
+             f'{len(runs)} runs ({len(seeds)} finished seeds) under `{_shown(root)}`. Each row reports the epoch selected on '
+             f'validation (`best epoch`, counted from 1); test numbers are that epoch\'s, never used for selection; a run '
+             'with several seeds shows the mean over them. Latency is measured on the device the run trained on. The 95% '
+             'interval of a test accuracy is a t interval across seeds where a run has several, else a bootstrap over the '
+             'test images; each finding under a table compares two runs image by image (a paired bootstrap interval, a '
+             'paired permutation p-value), and says "helps" or "hurts" only when its interval excludes 0.', '']
+    for (variant, dataset), group in runs.groupby(['variant', 'dataset'], observed=True):
         stem = f'{variant}_{dataset}'
         lines += [f'## {variant.replace("_", " ")} · {dataset}', '']
         save_figure(plot_accuracy_vs_cost(group), out/f'{stem}_accuracy_vs_cost.png')
         lines += [f'![accuracy against cost]({stem}_accuracy_vs_cost.png)', '']
         for arch, chain in group.groupby('arch', observed=True):
+            chain_seeds = seeds[(seeds['arch'] == arch) & (seeds['variant'] == variant) & (seeds['dataset'] == dataset)]
             lines += [f'### {arch}', '', results_table(chain), '']
-            findings = chain_findings(chain)
+            findings = chain_findings(chain_seeds)
             lines += [f'- {f}' for f in findings] + ([''] if findings else [])
-            save_figure(plot_learning_curves(chain), out/f'{arch}_{stem}_learning_curves.png')
+            save_figure(plot_learning_curves(chain_seeds), out/f'{arch}_{stem}_learning_curves.png')
             lines += [f'![learning curves]({arch}_{stem}_learning_curves.png)', '']
             save_figure(plot_confusion_matrices(chain), out/f'{arch}_{stem}_confusion.png')
             lines += [f'![test confusion matrices]({arch}_{stem}_confusion.png)', '']
-    if df['run'].isin(BASELINES).any():
-        save_figure(plot_ablation(df), out/'assistant_ablation.png')
+    if runs['run'].isin(BASELINES).any():
+        save_figure(plot_ablation(runs), out/'assistant_ablation.png')
         lines += ['## Assistant ablation', '', '![assistant ablation](assistant_ablation.png)', '']
     path = out/'results.md'
     with atomic_path(path) as tmp: tmp.write_text('\n'.join(lines))
