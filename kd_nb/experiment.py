@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb #d46fc75b
 from __future__ import annotations
-import dataclasses, json, math, os, re, shutil, subprocess, time, warnings
+import argparse, dataclasses, json, math, os, re, shutil, subprocess, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -15,7 +15,8 @@ import yaml
 from timm.models import get_pretrained_cfg
 
 from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
-                        atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials)
+                        atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials,
+                        FolderLockedError)
 from .data import dataset_info, load_dataset, DataError
 from .verify import ensure_prepared
 from .loader import make_loaders
@@ -33,7 +34,7 @@ __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_P
            'StageData', 'input_norm', 'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput',
            'stage_teacher', 'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run',
            'prepare_run_dir', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results',
-           'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage']
+           'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -668,3 +669,25 @@ def run_stage(quiet:bool=True, # no progress bars
         stage_figures(cfg, data, test); lap('figures')
         return finish_stage(cfg, learn, data, test, teacher_folder, verbose=not quiet, timings=timings)
     finally: unlock_run(cfg)
+
+# %% ../nbs/07_experiment.ipynb #35543e32
+def _stage_parser()->argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='kd_stage', description='Train one stage as nbs/train_stage.ipynb does, in this process. '
+                                'Every option is a stage parameter, its value read as YAML (as papermill -p).')
+    for f in dataclasses.fields(StageConfig):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        p.add_argument(f'--{f.name}', type=yaml.safe_load, default=argparse.SUPPRESS, metavar='VALUE',
+                       help=f"default: {default!r}{' (the preset’s, or derived)' if default is None else ''}")
+    return p
+
+def main(argv:list|None=None, # arguments (default: sys.argv[1:])
+        )->int: # exit status
+    "The `kd_stage` command: one stage, its parameters as options."
+    params = vars(_stage_parser().parse_args(argv))
+    try: summary = run_stage(quiet=False, **params)
+    except (ValueError, FileNotFoundError, FileExistsError, DataError, FolderLockedError, WeightsUnavailableError) as e:
+        print(f'kd_stage: {e}', file=sys.stderr)
+        return 1
+    print(f"kd_stage: {summary['run']} ({summary['model']}) finished, test acc {summary['test']['acc']:.4f}: "
+          f"{run_dir(stage_config(**params))}")
+    return 0
