@@ -436,10 +436,13 @@ def config_changes(old:StageConfig, # e.g. an interrupted run's `load_config`
     a, b = asdict(old), asdict(new)
     return {k: (a[k], b[k]) for k in a if k not in _NOT_TRAINING and a[k] != b[k]}
 
+def _run_name(cfg:StageConfig)->str: # e.g. 'cnn/from_scratch/cifar10/teacher/seed42': the run folder under the experiments folder
+    return run_dir(cfg).relative_to(cfg.experiments_root).as_posix()
+
 def lock_run(cfg:StageConfig)->Path|None: # the lock file; None off the main process
     "Make this process the only one training this run: a second process fails at once, naming the first."
     if not is_main_process(): return None
-    return lock_folder(run_dir(cfg), f"{cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}/seed{cfg.seed}")
+    return lock_folder(run_dir(cfg), _run_name(cfg))
 
 def unlock_run(cfg:StageConfig): # release the run's lock (when the stage is finished)
     "Release this process's lock on the run."
@@ -616,7 +619,7 @@ def stage_figures(cfg:StageConfig, data:StageData,
 
 def results_message(cfg:StageConfig, summary:dict)->str: # the commit message of a run's results
     "Name the run and its test accuracy."
-    return f"results: {cfg.arch}/{variant(cfg)}/{cfg.dataset}/{cfg.stage}/seed{cfg.seed} (test acc {summary['test']['acc']:.4f})"
+    return f"results: {_run_name(cfg)} (test acc {summary['test']['acc']:.4f})"
 
 def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
                  test:dict, # from `evaluate_test`

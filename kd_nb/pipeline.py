@@ -146,7 +146,8 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
     done, rows = {run: [] for run in runs}, []
     for seed, configs in plans.items():  # a whole chain per seed: an interrupted study leaves whole chains
         for run, cfg in configs.items():
-            status, folder, name = run_status(run_dir(cfg)), run_dir(cfg), f"{run} (seed {seed})"
+            folder, name = run_dir(cfg), f"{run} (seed {seed})"
+            status = run_status(folder)
             if status == 'finished' and not cfg.overwrite:
                 say(f"== {name}: finished already ({folder}), skipped"); done[run].append('skipped')
                 rows.append((run, seed, json.loads((folder/'summary.json').read_text()), None, 'skipped')); continue

@@ -35,12 +35,12 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
     # {run}/seed{S}/ and, written before per-seed folders, {run}/ itself
     for path in sorted([*root.glob('*/*/*/*/seed*/summary.json'), *root.glob('*/*/*/*/summary.json')]):
         s = json.loads(path.read_text())
-        stats, monitor = s.get('stats') or {}, s['monitor'].removeprefix('val_')
+        cost, monitor = s.get('stats') or {}, s['monitor'].removeprefix('val_')
         rows.append(dict(arch=s['arch'], variant=s['variant'], dataset=s['dataset'], run=s['run'],
                          seed=(s.get('config') or {}).get('seed', StageConfig.seed), model=s['model'],
-                         kd_method=s['kd_method'], params_m=stats.get('params', math.nan) / 1e6,
-                         gflops=stats.get('flops', math.nan) / 1e9, latency_ms_bs1=stats.get('latency_ms_bs1', math.nan),
-                         latency_ms_bs64=stats.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
+                         kd_method=s['kd_method'], params_m=cost.get('params', math.nan) / 1e6,
+                         gflops=cost.get('flops', math.nan) / 1e9, latency_ms_bs1=cost.get('latency_ms_bs1', math.nan),
+                         latency_ms_bs64=cost.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
                          test_auc=s['test']['auc'], train_time_min=s['train_time_s'] / 60,
                          # uniform guessing; no single figure for multi-label accuracy
