@@ -162,6 +162,7 @@ def benchmarks(device, tiny, root):
                      loader=dict(device=d, batch_size=4, batches=2, img_size=32, workers=0, min_seconds=0),
                      peer=dict(device=d, img_size=16, epochs=1, workers=0, batch_size=32, dataset=tiny, data_root=str(root/'data')))
         plans = [(name, small[name]) for name, _ in plans[:-1]]
+    elif torch.cuda.device_count() >= 2: plans.append(('ddp', dict(nproc=2, batch_size=256, epochs=3)))  # NCCL, a GPU per process
     for name, options in plans:
         if name == 'viz' and not (_importable('ipywidgets') and _importable('IPython')):
             emit(check=f'bench {name}', ok=False, error='needs ipywidgets and IPython: carry them as wheels (make gpu-prepare)')

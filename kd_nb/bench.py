@@ -5,6 +5,7 @@
 # %% ../nbs/90_bench.ipynb #4126bcac
 from __future__ import annotations
 import sys, json, time, inspect, argparse
+from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from .core import shared_data, default_device, synchronize
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
            'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark',
-           'step_peak_memory', 'memory_benchmark']
+           'ddp_benchmark', 'step_peak_memory', 'memory_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -478,6 +479,52 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
                 model=summary['model'], amp=str(amp), compile=compile, img_size=img_size, batch_size=batch_size,
                 epochs=epochs, train_images=train_images, workers=workers, dataset=dataset, device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
+
+# %% ../nbs/90_bench.ipynb #fa5ebfbe
+def _stage_img_s(folder)->float: # training images per second over the epochs after the first
+    from kd_nb.metrics import MetricsCSV
+    rates = [float(r['samples_per_s']) for r in MetricsCSV(Path(folder)/'metrics.csv').rows()]
+    return float(np.mean(rates[1:] or rates))
+
+@benchmark('ddp')
+def ddp_benchmark(nproc:int=2, # processes of the parallel run (GPUs, on a GPU machine)
+                  family:str='cnn', # 'cnn' or 'vit': the family's student, trained without distillation
+                  img_size:int=32, # model input size
+                  stem:str='cifar', # ResNets: 'cifar' (3x3, no early downsampling) or 'imagenet'
+                  batch_size:int=64, # the whole step's batch, shared by the processes
+                  epochs:int=2, # epochs of each run (the first is not counted)
+                  threads:int=1, # CPU threads per process
+                  dataset:str='cifar10', # a prepared or preparable dataset
+                  source:str='auto', # a local copy to prepare from; 'auto': the shared CIFAR-10 copy for cifar10
+                  data_root:str='', # prepared datasets; default `$KD_DATA` or datasets/
+                  timeout_s:int=3600, # the longest a run may take
+                 )->dict: # img_s_1, img_s_N, efficiency, both test accuracies, and the settings
+    "Training images/s of one stage on 1 and on `nproc` processes under torchrun, and the scaling efficiency."
+    import os, subprocess, tempfile
+    from kd_nb.distributed import torchrun_command
+    from kd_nb.verify import ensure_prepared
+    if nproc < 2: raise ValueError(f"nproc={nproc}: compare 1 process with at least 2.")
+    if torch.cuda.is_available() and torch.cuda.device_count() < nproc:
+        raise RuntimeError(f"kd_bench ddp with nproc={nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}.")
+    if source == 'auto': source = str(shared_data()/'cifar-10-batches-py') if dataset == 'cifar10' else ''
+    root = ensure_prepared(dataset, data_root or None, source=source or None, verbose=False).parent
+    params = dict(arch=family, stage='student_no_kd', dataset=dataset, preset='quick', epochs=epochs, batch_size=batch_size,
+                  img_size=img_size, latency_batches=[1], live=False, data_root=str(root))
+    if family == 'cnn': params['stem'] = stem
+    env = os.environ | dict(OMP_NUM_THREADS=str(threads))
+    res = {}
+    with tempfile.TemporaryDirectory() as d:
+        for n in (1, nproc):
+            args = [f'--{k}={json.dumps(v)}' for k, v in (params | dict(experiments_root=f'{d}/{n}')).items()]
+            job = subprocess.run(torchrun_command(n, '-m', 'kd_nb.experiment', *args), capture_output=True, text=True, env=env, timeout=timeout_s)
+            if job.returncode: raise RuntimeError(f'kd_bench ddp: the {n}-process run failed:\n{job.stderr[-3000:]}')
+            folder = next(Path(d, str(n)).rglob('summary.json')).parent
+            res[n] = (_stage_img_s(folder), json.loads((folder/'summary.json').read_text()))
+    (img_s_1, one), (img_s_n, many) = res[1], res[nproc]
+    return {'img_s_1': img_s_1, f'img_s_{nproc}': img_s_n, 'efficiency': img_s_n / (nproc * img_s_1),
+            'test_acc_1': one['test']['acc'], f'test_acc_{nproc}': many['test']['acc'], 'model': one['model'], 'nproc': nproc,
+            'threads_per_process': threads, 'img_size': img_size, 'batch_size': batch_size, 'epochs': epochs, 'dataset': dataset,
+            'backend': 'nccl' if torch.cuda.is_available() else 'gloo'}
 
 # %% ../nbs/90_bench.ipynb #cb2ae49c
 class _StopAfter:

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 from timm.models import get_pretrained_cfg
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
                         atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials,
@@ -26,6 +27,7 @@ from .losses import KD_METHODS
 from .metrics import MetricsCSV
 from .learner import Learner, make_learner, unwrap, monitor_mode
 from .viz import LiveDashboard, plot_confusion, save_figure
+from .distributed import init_distributed, destroy_distributed, launched_distributed, get_rank, get_world_size, run_on_main
 
 # %% auto #0
 __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH', 'RESULT_FILES',
@@ -87,7 +89,7 @@ class StageConfig:
     epochs:int|None = None # None: from `train_samples` (the quick preset), else the preset's
     train_samples:int|None = None # with epochs None: train on about this many samples, whatever the dataset's size
     teacher_samples:int|None = None # with epochs None: the teacher run's budget instead (it must learn more than its students)
-    batch_size:int|None = None
+    batch_size:int|None = None # the whole step's batch: with several processes, each takes an equal share of it
     lr:float|None = None
     weight_decay:float|None = None
     warmup_epochs:float|None = None # None: a tenth of the epochs
@@ -344,15 +346,19 @@ def stage_data(cfg:StageConfig, # a resolved configuration
                verbose:bool=True, # say what is prepared and loaded
               )->StageData:
     "Prepare the dataset if needed and build the stage's loaders."
-    ensure_prepared(cfg.dataset, cfg.data_root, source=cfg.source, verbose=verbose)
+    world = get_world_size()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} is the whole step's batch, shared by {world} processes: make it a multiple of {world}.")
+    run_on_main(ensure_prepared, cfg.dataset, cfg.data_root, source=cfg.source, verbose=verbose)  # one download, one preparation
     ds = load_dataset(cfg.dataset, cfg.data_root)
     if cfg.epochs is None:  # a sample budget: the same time on any dataset (about)
         _resolve_epochs(cfg, budget_epochs(cfg, ds.split_sizes['train']))
         if verbose: print(f"epochs: {cfg.epochs} (about {sample_budget(cfg):,} training samples)")
     mean, std = input_norm(cfg, ds)
-    dls = make_loaders(ds, cfg.batch_size, cfg.img_size, mean, std, device=device, seed=cfg.seed,
-                       views=cfg.teacher_cache or None)
-    if verbose: print(f"{ds}\nloaders: {len(dls.train)} training batches of {cfg.batch_size}, input {cfg.img_size} px")
+    dls = make_loaders(ds, cfg.batch_size // world, cfg.img_size, mean, std, device=device, seed=cfg.seed,
+                       views=cfg.teacher_cache or None, rank=get_rank(), world_size=world)
+    share = f" ({cfg.batch_size // world} on each of {world} processes)" if world > 1 else ''
+    if verbose: print(f"{ds}\nloaders: {len(dls.train)} training batches of {cfg.batch_size}{share}, input {cfg.img_size} px")
     return StageData(ds, dls, mean, std)
 
 def stage_model(cfg:StageConfig, data:StageData)->nn.Module: # the model this stage trains
@@ -409,6 +415,7 @@ def check_teacher(teacher:nn.Module, data:StageData, task:str, adapter=None, dev
     from kd_nb.losses import make_loss
     metrics = Learner(model, data.dls, make_loss('ce', task), task=task, device=device).validate('val')
     chance = 1 / data.ds.num_classes if task != 'multi-label' else 0.5
+    if not is_main_process(): return metrics  # every process evaluated its share; one speaks
     print(f"teacher on val: acc {metrics['acc']:.4f}, f1 {metrics['f1']:.4f}, auc {metrics['auc']:.4f}")
     if task != 'multi-label' and metrics['acc'] < chance + 0.5 * (1 - chance) * 0.1:
         warnings.warn(f"The teacher's validation accuracy ({metrics['acc']:.3f}) is close to chance ({chance:.3f}): "
@@ -450,6 +457,12 @@ def unlock_run(cfg:StageConfig): # release the run's lock (when the stage is fin
 
 def prepare_run_dir(cfg:StageConfig)->Path: # the run folder, ready to train into
     "Create (or reuse) the stage's run folder: a finished run is kept unless `cfg.overwrite`, an interrupted one resumed."
+    if get_world_size() > 1:  # rank 0 decides and prepares; every process takes its decision, or its error
+        folder, cfg.resume = run_on_main(lambda: (_prepare_run_dir(cfg), cfg.resume))
+        return folder
+    return _prepare_run_dir(cfg)
+
+def _prepare_run_dir(cfg:StageConfig)->Path:
     lock_run(cfg)  # before anything in the folder is read or written
     folder, status = run_dir(cfg), run_status(run_dir(cfg))
     if status == 'finished' and not cfg.overwrite:
@@ -602,8 +615,8 @@ def stage_dashboard(cfg:StageConfig, data:StageData)->LiveDashboard: # live view
 
 def evaluate_test(learn:Learner, verbose:bool=True)->dict: # metrics, and scores (N, C) and targets of every test image
     "Evaluate the model as it stands (the best weights, after a fit) on the test split: once, after model selection."
-    metrics = learn.validate('test')
-    if verbose: print('test: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
+    metrics = learn.validate('test')  # with several processes: every process's share, gathered
+    if verbose and is_main_process(): print('test: ' + ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()))
     return dict(metrics=metrics, scores=learn.recorder.last_scores, targets=learn.recorder.last_targets)
 
 def stage_figures(cfg:StageConfig, data:StageData,
@@ -627,8 +640,9 @@ def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
                  stats:bool=True, # measure parameters, FLOPs and latency
                  verbose:bool=True,
                  timings:dict|None=None, # seconds of the stage's steps so far (`run_stage` passes them), for the summary
-                )->dict: # the summary written to summary.json
-    "Write the test predictions, clean.sh and summary.json (last: it marks the run finished); commit if asked."
+                )->dict|None: # the summary written to summary.json; None off rank 0
+    "Write the test predictions, clean.sh and summary.json (last: it marks the run finished); commit if asked. Rank 0 only."
+    if not is_main_process(): return None  # the other processes' work ended with the test evaluation
     folder = run_dir(cfg)
     model = unwrap(learn.model)
     start = time.perf_counter()
@@ -636,7 +650,6 @@ def finish_stage(cfg:StageConfig, learn:Learner, data:StageData,
                        warmup=2, repeats=5) if stats else {}
     summary = stage_summary(cfg, learn, data, teacher_folder, cost)
     summary['timings_s'] = dict(timings or {}) | dict(stats=time.perf_counter() - start)
-    if not is_main_process(): return summary
     np.savez_compressed(folder/'test_predictions.npz', scores=test['scores'].astype(np.float16), targets=test['targets'])
     write_clean_script(folder)
     write_json(summary, folder/'summary.json')
@@ -653,24 +666,26 @@ def run_stage(quiet:bool=True, # no progress bars
               device=None, # default: the best available
               cbs:list=(), # extra callbacks
               **params, # `StageConfig` fields
-             )->dict: # the summary
-    "Every step of a stage in one call: what the stage notebook does, without the notebook."
+             )->dict|None: # the summary (None on the processes other than rank 0)
+    "Every step of a stage in one call: what the stage notebook does, without the notebook; under torchrun, one process's part."
     timings, clock = {}, [time.perf_counter()]
     def lap(step): # seconds since the previous step ended: where a stage's time outside its epochs goes
         now = time.perf_counter(); timings[step] = now - clock[0]; clock[0] = now
     cfg = stage_config(**params)
+    device = init_distributed(device)  # torchrun's process group, if it started this process; else nothing
+    say = not quiet and is_main_process()
     lock_run(cfg)  # first: a twin of this run fails before it loads anything
     try:
-        data = stage_data(cfg, device=device, verbose=not quiet); lap('data')
+        data = stage_data(cfg, device=device, verbose=say); lap('data')
         model = stage_model(cfg, data)
-        teacher, adapter, teacher_folder = stage_teacher(cfg, data, verbose=not quiet)
+        teacher, adapter, teacher_folder = stage_teacher(cfg, data, verbose=say)
         if teacher is not None and not quiet: check_teacher(teacher, data, data.ds.task, adapter, device=device)
         lap('models')
         learn = stage_learner(cfg, data, model, teacher, adapter, cbs=[stage_dashboard(cfg, data), *cbs], quiet=quiet, device=device)
         learn.fit(cfg.epochs); lap('fit')  # the epochs, plus the fit's start and end (checkpoints, final figures, export)
-        test = evaluate_test(learn, verbose=not quiet); lap('test')
+        test = evaluate_test(learn, verbose=say); lap('test')
         stage_figures(cfg, data, test); lap('figures')
-        return finish_stage(cfg, learn, data, test, teacher_folder, verbose=not quiet, timings=timings)
+        return finish_stage(cfg, learn, data, test, teacher_folder, verbose=say, timings=timings)
     finally: unlock_run(cfg)
 
 # %% ../nbs/07_experiment.ipynb #35543e32
@@ -685,12 +700,25 @@ def _stage_parser()->argparse.ArgumentParser:
 
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         )->int: # exit status
-    "The `kd_stage` command: one stage, its parameters as options."
+    "The `kd_stage` command: one stage, its parameters as options; under torchrun, one process of a data-parallel stage."
+    # under torchrun, `record` puts an unexpected error's traceback into torchrun's report, which names the rank
+    return (record(_stage_command) if launched_distributed() else _stage_command)(argv)
+
+def _stage_command(argv:list|None)->int:
     params = vars(_stage_parser().parse_args(argv))
     try: summary = run_stage(quiet=False, **params)
     except (ValueError, FileNotFoundError, FileExistsError, DataError, FolderLockedError, WeightsUnavailableError) as e:
-        print(f'kd_stage: {e}', file=sys.stderr)
+        rank = f' (rank {get_rank()} of {get_world_size()})' if get_world_size() > 1 else ''
+        sys.stderr.write(f'kd_stage{rank}: {e}\n'); sys.stderr.flush()  # one write: the processes' lines do not interleave
         return 1
+    finally: destroy_distributed()
+    if summary is None: return 0  # not rank 0: rank 0 reports
     print(f"kd_stage: {summary['run']} ({summary['model']}) finished, test acc {summary['test']['acc']:.4f}: "
           f"{run_dir(stage_config(**params))}")
     return 0
+
+# %% ../nbs/07_experiment.ipynb #fcf4a832
+#| eval: false
+if __name__ == '__main__' and '__file__' in globals():  # python -m kd_nb.experiment (what torchrun starts); a notebook has no __file__
+    from kd_nb.experiment import main as _main  # the package's module: this __main__ copy would define every class twice
+    sys.exit(_main())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #1bd5a1a2
 from __future__ import annotations
-import contextlib, difflib, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
+import contextlib, difflib, inspect, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -18,6 +18,7 @@ from .core import atomic_path, default_device, to_device, amp_dtype, needs_grad_
 from .losses import make_loss, LossParts
 from .metrics import classification_metrics, scores_from_logits, MetricsCSV
 from .models import export_model
+from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier, broadcast_buffers
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
@@ -25,7 +26,7 @@ __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrain
            'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip',
            'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'CSVLogger',
            'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel',
-           'ProgressBar', 'make_learner']
+           'ProgressBar', 'DataParallel', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -281,32 +282,40 @@ class Recorder(Callback):
 
     def _start_split(self):
         self.sums = torch.zeros(3, device=self.device)  # total, ce, kd, each weighted by batch size
-        self.count, self.preds, self.targets = 0, [], []
+        self.count, self.preds, self.targets, self.idxs = 0, [], [], []
 
     def after_batch(self):
         if not hasattr(self.learn, 'loss_parts'): return
         n = len(self.yb)
         self.sums += torch.stack([p.detach().float() for p in self.loss_parts]) * n
         self.count += n
-        self.preds.append(self.pred.detach().float()); self.targets.append(self.yb.detach())
+        self.preds.append(self.pred.detach().float()); self.targets.append(self.yb.detach()); self.idxs.append(self.idx)
+
+    def _gathered(self)->tuple: # (predictions, targets) of every process, in sample order
+        preds, targets = torch.cat(self.preds), torch.cat(self.targets)
+        if get_world_size() == 1: return preds, targets
+        order = gather_cat(torch.cat(self.idxs)).argsort().to(preds.device)
+        return gather_cat(preds)[order], gather_cat(targets)[order]
 
     def _finish_split(self)->dict:
         split = self.split
-        if self.count == 0: return {}
-        total, ce, kd = (self.sums / self.count).tolist()
-        scores = scores_from_logits(torch.cat(self.preds), self.task)
+        sums, self.n_seen = all_sum(self.sums), int(all_sum(torch.tensor([self.count]))[0])  # over every process
+        if self.n_seen == 0: return {}
+        total, ce, kd = (sums / self.n_seen).tolist()
+        preds, targets = self._gathered()
+        scores = scores_from_logits(preds, self.task)
         res = {'loss': total, 'ce': ce, 'kd': kd} if split == 'train' else {'loss': total}
         self.finite = bool(np.isfinite(scores).all()) and math.isfinite(total)
-        metrics = classification_metrics(torch.cat(self.targets).cpu().numpy(), np.nan_to_num(scores), self.task)
+        metrics = classification_metrics(targets.cpu().numpy(), np.nan_to_num(scores), self.task)
         # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
         res |= metrics if self.finite else {k: float('nan') for k in metrics}
-        self.last_scores, self.last_targets = scores, torch.cat(self.targets).cpu().numpy()
-        self.preds, self.targets = [], []
+        self.last_scores, self.last_targets = scores, targets.cpu().numpy()
+        self.preds, self.targets, self.idxs = [], [], []
         return {f'{split}_{k}': v for k, v in res.items()}
 
     def after_train(self):
         self.stats |= self._finish_split()
-        self.train_time, self.train_samples = time.perf_counter() - self.train_start, self.count
+        self.train_time, self.train_samples = time.perf_counter() - self.train_start, self.n_seen
     def after_validate(self): self.stats |= self._finish_split()
 
     def after_epoch(self):
@@ -387,7 +396,7 @@ class ChannelsLast(Callback):
 
 class CompileModel(Callback):
     "Compile the model with `torch.compile` before training."
-    order = -40
+    order = -26  # after ChannelsLast (-30) and DataParallel (-28): compile the model as it will run
     def __init__(self, **kwargs): self.kwargs = kwargs # passed to `torch.compile`
     def before_fit(self):
         if not hasattr(self.model, '_orig_mod'): self.learn.model = torch.compile(self.model, **self.kwargs)
@@ -456,7 +465,7 @@ class TeacherCache(Callback):
         key = _fingerprint(self.teacher, self.views, dl.seed, dl.img_size, dl.pad, dl.flip, dl.mean, dl.std, dl.dataset_size)
         folder = Path(self.folder) if self.folder else (self.path/'teacher_cache' if self.path else None)
         path = folder/f'logits_{self.views}views_{key}.npy' if folder else None
-        if path is not None and path.exists(): logits = torch.from_numpy(np.load(path))
+        if path is not None and all_true(path.exists()): logits = torch.from_numpy(np.load(path))  # one decision for all processes
         else:
             logits = self.compute(dl)
             if path is not None and is_main_process():
@@ -467,14 +476,16 @@ class TeacherCache(Callback):
     def compute(self,
                 dl, # the training loader, built with `views=K` (its `iter_view` gives each view in index order)
                )->Tensor: # (K, N, C) fp16 logits, on the CPU
-        "Run the teacher over every view of every training image."
+        "Run the teacher over every view of every training image (with several processes, each over its share)."
         out = None  # filled on the device and copied to the host once: a copy per batch would wait for each batch
         for view in range(self.views):
             for x, _, idx in dl.iter_view(view):
                 if self.teacher_input is not None: x = self.teacher_input(x)
                 with self.autocast(): logits = self.teacher(x).half()
-                if out is None: out = torch.empty(self.views, dl.dataset_size, logits.shape[-1], dtype=torch.float16, device=self.device)
+                if out is None: out = torch.zeros(self.views, dl.dataset_size, logits.shape[-1], dtype=torch.float16, device=self.device)
                 out[view, to_device(idx, self.device)] = logits
+        # each process filled its own rows and left the others at zero: their sum is the whole cache, on every process
+        if get_world_size() > 1: out = all_sum(out.float()).half()
         return out.cpu()
 
     def before_batch(self):
@@ -635,6 +646,7 @@ class SaveCheckpoint(Callback):
 
     def after_fit(self):
         self.wait()
+        barrier()  # with several processes, every one loads the best weights only once rank 0 has written them
         if self.load_best and self.best_path.exists():
             unwrap(self.model).load_state_dict(load_checkpoint(self.best_path)['model'])
 
@@ -726,7 +738,7 @@ class ProgressBar(Callback):
     def _progress(self, done:int, now:float)->str:
         "Throughput, running loss and the stage's time left, read from the recorder (the loss: one device read)."
         rec = self.recorder
-        rate = rec.count / max(now - rec.train_start, 1e-9)
+        rate = rec.count * get_world_size() / max(now - rec.train_start, 1e-9)  # every process trains as fast
         loss = (rec.sums[0] / max(rec.count, 1)).item()
         fraction = (self.epoch - self.start_epoch + done / max(self.n_iter, 1)) / max(self.n_epoch - self.start_epoch, 1)
         left = (now - self.fit_start) * (1 - fraction) / max(fraction, 1e-9)
@@ -766,6 +778,20 @@ class ProgressBar(Callback):
         parts += [f"{r['samples_per_s']:.0f} img/s", f"{r['epoch_time_s']:.1f} s"]
         print(' | '.join(parts))
 
+# %% ../nbs/05_learner.ipynb #8955b753
+class DataParallel(Callback):
+    "Train with DistributedDataParallel across the processes torchrun started; evaluate with rank 0's BatchNorm statistics."
+    order = -28  # after ChannelsLast (DDP keeps views of the weights, in their final layout), before CompileModel
+    def before_fit(self):
+        if get_world_size() < 2 or isinstance(self.model, nn.parallel.DistributedDataParallel): return
+        ids = [self.device.index] if self.device.type == 'cuda' else None
+        # no buffer broadcast inside forward: it is a collective, and rank 0's dashboard runs forwards of its own
+        ddp = nn.parallel.DistributedDataParallel
+        no_sync = ('forward_sync_buffers' if 'forward_sync_buffers' in inspect.signature(ddp).parameters  # torch >= 2.14
+                   else 'broadcast_buffers')
+        self.learn.model = ddp(self.model, device_ids=ids, **{no_sync: False})
+    def before_validate(self): broadcast_buffers(unwrap(self.model))
+
 # %% ../nbs/05_learner.ipynb #28253844
 def make_learner(model:nn.Module, # the network to train
                  dls, # loaders with `.train`, `.val`, `.test`
@@ -801,6 +827,7 @@ def make_learner(model:nn.Module, # the network to train
     if clip_grad: callbacks.append(GradClip(clip_grad))
     if channels_last: callbacks.append(ChannelsLast())
     if compile: callbacks.append(CompileModel())
+    if get_world_size() > 1: callbacks.append(DataParallel())
     if kd_method != 'ce':
         if teacher is None: raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
         callbacks.append(TeacherCache(teacher, teacher_cache, teacher_input) if teacher_cache else Distill(teacher, teacher_input))

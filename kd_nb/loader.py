@@ -54,9 +54,9 @@ class SampleOrder:
         order = self.indices(epoch)[:self.n_samples]
         for start in range(0, len(order), self.batch_size): yield order[start:start + self.batch_size]
 
-    def in_index_order(self)->np.ndarray: # this rank's samples, sorted
-        "Every sample of this rank in index order, whatever the epoch: what a teacher-output cache goes through."
-        return np.sort(self.indices(0)) if self.world_size > 1 else np.arange(self.n)
+    def in_index_order(self)->np.ndarray: # every `world_size`-th sample from `rank` on, in index order
+        "This rank's share of every sample, whatever the epoch: what a teacher-output cache goes through."
+        return np.arange(self.rank, self.n, self.world_size)  # the ranks together: every sample, none twice
 
     def __repr__(self):
         return (f"SampleOrder({self.n:,} samples, batch {self.batch_size}, {'shuffled' if self.shuffle else 'in order'}"

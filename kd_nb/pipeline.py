@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_pipeline.ipynb #b0b27714
 from __future__ import annotations
-import argparse, os, sys, time, json
+import argparse, os, re, subprocess, sys, time, json
 from pathlib import Path
 import yaml
 import kd_nb
@@ -15,10 +15,11 @@ from .verify import ensure_prepared
 from .models import CHAIN
 from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs)
+from .distributed import torchrun_command
 
 # %% auto #0
-__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook', 'stage_plan',
-           'runs_table', 'run_pipeline', 'main']
+__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook',
+           'stage_command', 'run_stage_torchrun', 'stage_plan', 'runs_table', 'run_pipeline', 'main']
 
 # %% ../nbs/08_pipeline.ipynb #8f1ddf4c
 class PipelineError(RuntimeError):
@@ -91,6 +92,35 @@ def run_stage_notebook(cfg:StageConfig, # the run's configuration, resolved (for
             os.replace(partial, final)
     return final
 
+# %% ../nbs/08_pipeline.ipynb #794d6b8f
+def stage_command(params:dict, # the stage's parameters
+                  nproc:int, # processes on this machine
+                 )->list[str]: # the torchrun command line
+    "The torchrun command that trains one stage on `nproc` processes of this machine."
+    return torchrun_command(nproc, '-m', 'kd_nb.experiment', *(f'--{k}={json.dumps(v)}' for k, v in params.items()))
+
+_STAGE_ERROR = re.compile(r'kd_stage(?: \(rank \d+ of \d+\))?: (.*)')
+
+def run_stage_torchrun(cfg:StageConfig, # the run's configuration, resolved (for its folder)
+                       params:dict, # the stage's parameters
+                       nproc:int, # processes on this machine
+                       log_output:bool=True, # stream the stage's output
+                      ):
+    "Train one stage with `kd_stage` on `nproc` processes under torchrun."
+    lock_run(cfg); unlock_run(cfg)  # another process training this run: fail now, not after torchrun has started
+    env = os.environ | dict(PYTHONUNBUFFERED='1')  # progress lines as they are printed
+    proc = subprocess.Popen(stage_command(params, nproc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    tail = []
+    for line in proc.stdout:
+        if log_output: print(line, end='', flush=True)
+        tail = (tail + [line.rstrip()])[-200:]
+    if proc.wait():
+        # kd_stage's one-line errors, once each (every process may say the same), else the last error torchrun reported
+        said = list(dict.fromkeys(m.group(1) for m in map(_STAGE_ERROR.match, tail) if m))
+        said = said or [l for l in tail if 'Error' in l][-1:] or tail[-5:]
+        raise PipelineError(f"Stage {cfg.stage} failed on {nproc} processes (torchrun exit status {proc.returncode}): "
+                            + ' '.join(said))
+
 # %% ../nbs/08_pipeline.ipynb #41edd185
 def stage_plan(cfg:StageConfig, # a resolved configuration
                train_images:int, # the training split's size
@@ -126,9 +156,11 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                  kernel:str|None=None, # the Jupyter kernel; default: 'kd_nb' if installed, else 'python3'
                  notebook:str|None=None, # the stage notebook; default: nbs/train_stage.ipynb
                  log_output:bool=True, # stream each stage's printed output
+                 nproc:int|None=None, # run each stage with `kd_stage` on this many processes under torchrun; None: papermill
                 )->dict: # run -> per seed 'skipped', 'trained' or 'resumed'; and 'report' -> results.md (or None)
-    "Train a chain (and its baselines) stage by stage through papermill, seed after seed, then write the report."
+    "Train a chain (and its baselines) stage by stage through papermill (or torchrun), seed after seed, then write the report."
     runs = pipeline_runs(stages, baselines)
+    if nproc is not None: torchrun_command(nproc)  # a bad number is refused before anything runs
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise PipelineError(f"seeds={seeds!r} should be an integer >= 1: the number of seeds each run trains with.")
     base = dict(params or {}) | dict(arch=arch, dataset=dataset, preset=preset, source=source,
@@ -153,8 +185,10 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                 rows.append((run, seed, json.loads((folder/'summary.json').read_text()), None, 'skipped')); continue
             say(f"== {name}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {folder}")
             start = time.perf_counter()
-            # the pipeline commits after the notebook, so the executed notebook is part of the commit
-            run_stage_notebook(cfg, base | dict(stage=run, seed=seed, git_commit=False, git_push=False), notebook, kernel, log_output)
+            # the pipeline commits after the stage, so the executed notebook is part of the commit
+            stage_params = base | dict(stage=run, seed=seed, git_commit=False, git_push=False)
+            if nproc is None: run_stage_notebook(cfg, stage_params, notebook, kernel, log_output)
+            else: run_stage_torchrun(cfg, stage_params, nproc, log_output)
             summary = json.loads((folder/'summary.json').read_text())
             say(f"== {name}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
             if cfg.git_commit: git_commit_results(folder, results_message(cfg, summary), push=cfg.git_push)
@@ -187,6 +221,7 @@ def _parser()->argparse.ArgumentParser:
     p.add_argument('--kernel', help="Jupyter kernel (default: 'kd_nb' if installed, else 'python3')")
     p.add_argument('--notebook', help='the stage notebook (default: nbs/train_stage.ipynb)')
     p.add_argument('--quiet', action='store_true', help="do not stream the stages' output")
+    p.add_argument('--nproc', type=int, metavar='N', help='train each stage on N processes of this machine (N GPUs) with torchrun, without a notebook')
     return p
 
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
@@ -196,7 +231,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     params = {name: yaml.safe_load(value) for name, value in args.param}
     try:
         done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.seeds, args.source,
-                            params, args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet)
+                            params, args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet,
+                            args.nproc)
     except (PipelineError, DataError, ValueError, FileNotFoundError, FolderLockedError) as e:
         print(f'kd_pipeline: {e}', file=sys.stderr)
         return 1
