@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kd_nb-installed
 KERNEL := kd_nb
 
-.PHONY: setup test test-slow test-timm-floor check-sync readme outputs demo lab docs gpu-prepare gpu-check clean-venv
+.PHONY: setup test test-slow test-timm-floor check-sync readme outputs demo demo-vit lab docs gpu-prepare gpu-check clean-venv
 
 setup: $(STAMP)
 
@@ -76,6 +76,12 @@ SOURCE ?= $(wildcard ../shared/data/cifar-10-batches-py)
 
 demo: setup
 	$(BIN)/kd_pipeline --arch cnn --dataset cifar10 --preset quick --baselines $(if $(SOURCE),--source $(SOURCE))
+
+# The ViT chain on PneumoniaMNIST (28 px, binary): from MEDMNIST_SOURCE, a folder holding pneumoniamnist.npz, else downloaded.
+MEDMNIST_SOURCE ?= $(wildcard ../shared/data/medmnist)
+
+demo-vit: setup
+	$(BIN)/kd_pipeline --arch vit --dataset pneumoniamnist --preset quick --baselines $(if $(MEDMNIST_SOURCE),--source $(MEDMNIST_SOURCE))
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=.

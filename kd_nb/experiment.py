@@ -30,13 +30,14 @@ from .viz import LiveDashboard, plot_confusion, save_figure
 from .distributed import init_distributed, destroy_distributed, launched_distributed, get_rank, get_world_size, run_on_main
 
 # %% auto #0
-__all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'PARAM_RULES', 'CLEAN_SH', 'RESULT_FILES',
-           'preset_path', 'write_presets', 'StageConfig', 'stage_params', 'check_params', 'stage_model_name',
-           'stage_config', 'weights_file', 'variant', 'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir',
-           'StageData', 'input_norm', 'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput',
-           'stage_teacher', 'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run',
-           'prepare_run_dir', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results',
-           'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
+__all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'QUICK_VIT_GRID', 'PARAM_RULES',
+           'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'preset_path', 'write_presets', 'StageConfig',
+           'stage_params', 'check_params', 'stage_model_name', 'stage_config', 'weights_file', 'variant', 'run_dir',
+           'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'budget_epochs',
+           'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
+           'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
+           'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
+           'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -47,14 +48,37 @@ RUN_PLAN = {'teacher': ('teacher', None), 'assistant': ('assistant', 'teacher'),
             'student_no_kd': ('student', None), 'student_from_teacher': ('student', 'teacher')}
 
 # %% ../nbs/07_experiment.ipynb #daf3650f
+def _choose(name, value, allowed):
+    if value not in allowed: raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(map(str, allowed))}.")
+
 PRESETS = {
     'full': dict(pretrained=True, epochs=300, train_samples=None, teacher_samples=None, img_size=None, batch_size=None, lr=1e-4, weight_decay=0.05,
                  warmup_epochs=0., kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='auto',
                  grad_checkpointing=True, stem='auto'),
-    'quick': dict(pretrained=False, epochs=None, train_samples=25_000, teacher_samples=40_000, img_size=None, batch_size=128, lr=2e-3, weight_decay=0.05,
-                  warmup_epochs=None, kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='gpu',
-                  grad_checkpointing=False, stem='imagenet'),
+    # a value that differs by family is given per family: {'cnn': ..., 'vit': ...}
+    'quick': dict(pretrained=False, epochs=None, train_samples={'cnn': 25_000, 'vit': 12_000}, teacher_samples={'cnn': 40_000, 'vit': 8_000},
+                  img_size=None, batch_size={'cnn': 128, 'vit': 32}, lr={'cnn': 2e-3, 'vit': 5e-4}, weight_decay=0.05,
+                  warmup_epochs=None, kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache={'cnn': 0, 'vit': 2},
+                  amp={'cnn': 'gpu', 'vit': 'auto'}, grad_checkpointing=False, stem='imagenet'),
 }
+
+def for_family(value, # a parameter's value, or a dict of values by family ({'cnn': 128, 'vit': 32})
+               arch:str, # the stage's family
+               name:str='value', # the parameter's name, for the error
+              ): # `value`, or its entry for `arch`
+    "A parameter's value for family `arch`: presets (and parameters files written from them) may give one value per family."
+    if not isinstance(value, dict): return value
+    if arch not in value or set(value) - set(FAMILIES):
+        raise ValueError(f"{name}={value!r} is given per family: it needs a value for each of {', '.join(FAMILIES)} and nothing else.")
+    return value[arch]
+
+def preset_values(preset:str, # a preset's name
+                  arch:str, # the family it is for
+                 )->dict: # the preset's fields, each one value
+    "What preset `preset` sets for family `arch`."
+    _choose('preset', preset, tuple(PRESETS))
+    _choose('arch', arch, tuple(FAMILIES))
+    return {k: for_family(v, arch, k) for k, v in PRESETS[preset].items()}
 
 # the seed's batch sizes for a 6 GB GPU at 224 px
 DEFAULT_BATCH = {'cnn': 32, 'vit': 16}
@@ -130,11 +154,11 @@ def stage_params(namespace:dict, # e.g. the stage notebook's `globals()` after i
     return {k: namespace[k] for k in STAGE_PARAMS if k in namespace}
 
 # %% ../nbs/07_experiment.ipynb #142a11fb
-def _choose(name, value, allowed):
-    if value not in allowed: raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(map(str, allowed))}.")
+QUICK_VIT_GRID = 4  # the quick preset's ViTs see a 4 x 4 grid of patches: 16 tokens, whatever the input size
 
-def _patch_for(img_size:int)->int:
-    patch = 4 if img_size <= 32 else 8 if img_size <= 64 else 16
+def _patch_for(img_size:int, grid:int|None=None)->int:
+    "A from-scratch ViT's patch size: `img_size / grid` for a grid of `grid` x `grid` tokens, else 4 up to 32 px, 8 up to 64, then 16."
+    patch = img_size // grid if grid else 4 if img_size <= 32 else 8 if img_size <= 64 else 16
     if img_size % patch: raise ValueError(f"img_size {img_size} is not a multiple of the ViT patch size {patch}; pass patch_size.")
     return patch
 
@@ -220,11 +244,10 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     "Validate a stage's parameters and fill in the rest from its preset and the dataset."
     unknown = set(params) - set(STAGE_PARAMS)
     if unknown: raise ValueError(f"Unknown parameter(s) {', '.join(sorted(unknown))}; a stage takes {', '.join(STAGE_PARAMS)}.")
-    params = check_params({k: v for k, v in params.items() if v is not None})
-    preset = params.get('preset', 'full')
-    _choose('preset', preset, tuple(PRESETS))
-    cfg = StageConfig(**(PRESETS[preset] | params))
-    _choose('arch', cfg.arch, tuple(FAMILIES))
+    arch = params.get('arch') or StageConfig.arch
+    _choose('arch', arch, tuple(FAMILIES))
+    params = check_params({k: for_family(v, arch, k) for k, v in params.items() if v is not None})
+    cfg = StageConfig(**(preset_values(params.get('preset', 'full'), arch) | params))
     _choose('stage', cfg.stage, RUNS)
     _choose('kd_method', cfg.kd_method, KD_METHODS)
     _choose('amp', cfg.amp, AMP_CHOICES)
@@ -239,7 +262,8 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     if cfg.batch_size is None: cfg.batch_size = DEFAULT_BATCH[cfg.arch]
     if cfg.arch == 'vit':
         if cfg.stem not in (None, 'auto'): cfg.stem = None  # the stem is a ResNet setting
-        if cfg.patch_size is None and not cfg.pretrained and cfg.img_size < 224: cfg.patch_size = _patch_for(cfg.img_size)
+        if cfg.patch_size is None and not cfg.pretrained and cfg.img_size < 224:
+            cfg.patch_size = _patch_for(cfg.img_size, grid=QUICK_VIT_GRID if cfg.preset == 'quick' else None)
     else:
         if cfg.patch_size is not None: raise ValueError("patch_size is a ViT setting; for small ResNet inputs use stem='cifar'.")
         if cfg.stem in (None, 'auto'): cfg.stem = 'cifar' if (not cfg.pretrained and cfg.img_size <= 64) else 'imagenet'
@@ -489,8 +513,10 @@ def stage_learner(cfg:StageConfig, data:StageData, model:nn.Module,
     folder = prepare_run_dir(cfg)
     seed_everything(cfg.seed, cfg.deterministic)
     export = dict(mean=data.mean, std=data.std, task=data.ds.task, label_names=list(data.ds.label_names), dataset=cfg.dataset)
+    # cached logits live with the teacher's run: every run distilling from it on the same views reuses them
+    cache = teacher_dir(cfg)/'teacher_cache' if cfg.teacher_cache and teacher is not None else None
     return make_learner(model, data.dls, task=data.ds.task, kd_method=cfg.kd_method, teacher=teacher, teacher_input=adapter,
-                        teacher_cache=cfg.teacher_cache, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature,
+                        teacher_cache=cfg.teacher_cache, teacher_cache_folder=cache, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature,
                         lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, amp=cfg.amp,
                         grad_accum=cfg.grad_accum, clip_grad=cfg.clip_grad, channels_last=cfg.arch == 'cnn', compile=cfg.compile,
                         path=folder, monitor=cfg.monitor, resume=cfg.resume, quiet=quiet, config=asdict(cfg),
@@ -509,7 +535,7 @@ def best_row(folder:Path|str, monitor:str='val_acc')->dict: # the metrics.csv ro
     valid = [r for r in rows if _number(r[monitor]) is not None and math.isfinite(float(r[monitor]))]
     best = valid[0]
     for r in valid[1:]:
-        if sign * float(r[monitor]) > sign * float(best[monitor]): best = r
+        if sign * float(r[monitor]) >= sign * float(best[monitor]): best = r
     return {k: (int(v) if k == 'epoch' else _number(v)) for k, v in best.items()}
 
 def stage_summary(cfg:StageConfig, learn:Learner, data:StageData, teacher_folder:Path|None=None,

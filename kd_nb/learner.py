@@ -595,7 +595,8 @@ class SaveCheckpoint(Callback):
 
     def _improved(self, value):
         if self.best is None: return True
-        return value > self.best if self.mode == 'max' else value < self.best
+        # a tie goes to the later epoch: a flat accuracy (the majority class, say) still trained on
+        return value >= self.best if self.mode == 'max' else value <= self.best
 
     def state(self)->dict:
         "Everything needed to continue training exactly."
@@ -800,6 +801,7 @@ def make_learner(model:nn.Module, # the network to train
                  teacher:nn.Module|None=None, # the frozen teacher; required unless kd_method='ce'
                  teacher_input=None, # optional `f(x) -> x` adapting batches to the teacher's input
                  teacher_cache:int=0, # K > 0: distil from logits cached on K views (loader built with views=K)
+                 teacher_cache_folder:Path|str|None=None, # where the cached logits live; default: the run folder's teacher_cache/
                  kd_alpha:float|None=None, # distillation weight (default: 0.7 for KD, 1 for DKD)
                  kd_temperature:float=4., # softening temperature
                  lr:float=1e-4, # peak learning rate (AdamW)
@@ -830,7 +832,7 @@ def make_learner(model:nn.Module, # the network to train
     if get_world_size() > 1: callbacks.append(DataParallel())
     if kd_method != 'ce':
         if teacher is None: raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
-        callbacks.append(TeacherCache(teacher, teacher_cache, teacher_input) if teacher_cache else Distill(teacher, teacher_input))
+        callbacks.append(TeacherCache(teacher, teacher_cache, teacher_input, teacher_cache_folder) if teacher_cache else Distill(teacher, teacher_input))
     if path is not None:
         callbacks += [CSVLogger(), SaveCheckpoint(monitor, resume=resume)]
         if tensorboard: callbacks.append(TensorBoardLogger())

@@ -291,8 +291,10 @@ def chain_findings(chain:pd.DataFrame # the `collect_runs` rows of one chain (on
     if np.isfinite(chance):
         students = chain[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher'))]
         best = students.groupby('run', observed=True)['test_acc'].mean()  # each student's mean over its seeds
+        span = lambda lo, hi, f: f"{lo:{f}}" if f"{lo:{f}}" == f"{hi:{f}}" else f"{lo:{f}}–{hi:{f}}"  # '1.6', not '1.6–1.6'
         if len(best): out.append(f"chance (guessing one of {round(1 / chance)} classes): {chance:.4f} test accuracy; "
-                                 f"the students reach {best.min():.4f}–{best.max():.4f}, {best.min() / chance:.1f}–{best.max() / chance:.1f}× chance")
+                                 f"the students reach {span(best.min(), best.max(), '.4f')}, "
+                                 f"{span(best.min() / chance, best.max() / chance, '.1f')}× chance")
     return out
 
 def _shown(path:Path)->str:
