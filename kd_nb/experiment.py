@@ -25,7 +25,7 @@ from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, 
                           model_stats, WeightsUnavailableError)
 from .losses import KD_METHODS
 from .metrics import MetricsCSV
-from .learner import Learner, make_learner, unwrap, monitor_mode
+from .learner import Learner, make_learner, unwrap, monitor_mode, improves
 from .viz import LiveDashboard, plot_confusion, save_figure
 from .distributed import init_distributed, destroy_distributed, launched_distributed, get_rank, get_world_size, run_on_main
 
@@ -531,11 +531,10 @@ def best_row(folder:Path|str, monitor:str='val_acc')->dict: # the metrics.csv ro
     "The epoch a run selects: best validation `monitor` (the last such epoch on ties, as checkpoints are)."
     rows = MetricsCSV(Path(folder)/'metrics.csv').rows()
     if not rows: raise ValueError(f"{folder} has no metrics.csv rows: the run trained no epoch.")
-    sign = -1 if monitor_mode(monitor) == 'min' else 1
     valid = [r for r in rows if _number(r[monitor]) is not None and math.isfinite(float(r[monitor]))]
-    best = valid[0]
+    best, mode = valid[0], monitor_mode(monitor)
     for r in valid[1:]:
-        if sign * float(r[monitor]) >= sign * float(best[monitor]): best = r
+        if improves(float(r[monitor]), float(best[monitor]), mode): best = r  # the checkpoints' rule, ties included
     return {k: (int(v) if k == 'epoch' else _number(v)) for k, v in best.items()}
 
 def stage_summary(cfg:StageConfig, learn:Learner, data:StageData, teacher_folder:Path|None=None,

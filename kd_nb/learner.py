@@ -25,8 +25,8 @@ __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrain
            'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Learner', 'adamw', 'fit',
            'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip',
            'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'CSVLogger',
-           'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel',
-           'ProgressBar', 'DataParallel', 'make_learner']
+           'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves', 'SaveCheckpoint', 'StopOnNaN',
+           'ExportModel', 'ProgressBar', 'DataParallel', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -574,6 +574,15 @@ def monitor_mode(monitor:str, # a column of the epoch row, e.g. 'val_acc' or 'va
     if mode not in ('auto', 'min', 'max'): raise ValueError(f"mode={mode!r}: use 'auto', 'min' or 'max'.")
     return ('min' if 'loss' in monitor else 'max') if mode == 'auto' else mode
 
+def improves(value:float, # this epoch's monitored value
+             best:float|None, # the best so far, or None before the first epoch
+             mode:str, # 'max' or 'min', from `monitor_mode`
+            )->bool: # whether this epoch becomes the best
+    "Whether an epoch's monitored value makes it the best: better, or equal, since a tie goes to the later epoch."
+    # a flat accuracy (the majority class, say) still trained on: the later weights are the better guess
+    if best is None: return True
+    return value >= best if mode == 'max' else value <= best
+
 class SaveCheckpoint(Callback):
     "Save `last.pt` every epoch and `best.pt` on improvement; resume from `last.pt`; end with the best weights."
     writer, error = None, None  # the background write in progress, and what it raised
@@ -592,11 +601,6 @@ class SaveCheckpoint(Callback):
     def last_path(self): return self.learn.path/self.folder/'last.pt'
     @property
     def best_path(self): return self.learn.path/self.folder/'best.pt'
-
-    def _improved(self, value):
-        if self.best is None: return True
-        # a tie goes to the later epoch: a flat accuracy (the majority class, say) still trained on
-        return value >= self.best if self.mode == 'max' else value <= self.best
 
     def state(self)->dict:
         "Everything needed to continue training exactly."
@@ -639,7 +643,7 @@ class SaveCheckpoint(Callback):
 
     def after_epoch(self):
         value = self.recorder.row[self.monitor]
-        if math.isfinite(value) and self._improved(value): self.best, self.best_epoch = value, self.epoch
+        if math.isfinite(value) and improves(value, self.best, self.mode): self.best, self.best_epoch = value, self.epoch
         if not is_main_process(): return
         self.wait()  # one write at a time, in epoch order
         # a snapshot in host memory, written while the next epoch trains: serialising 100-300 MB would stall the GPU
