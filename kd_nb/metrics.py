@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score, confusion_matrix, multilabel_confusion_matrix
+from scipy.stats import rankdata
+from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 from .core import atomic_path, check_task
 
 # %% auto #0
-__all__ = ['scores_from_logits', 'classification_metrics', 'confusion', 'MetricsCSV']
+__all__ = ['scores_from_logits', 'mean_auc', 'classification_metrics', 'confusion', 'MetricsCSV']
 
 # %% ../nbs/04_metrics.ipynb #cf9a4b77
 def scores_from_logits(logits:Tensor|np.ndarray, # (N, C) raw model outputs
@@ -25,9 +26,19 @@ def scores_from_logits(logits:Tensor|np.ndarray, # (N, C) raw model outputs
     return probs.numpy()
 
 # %% ../nbs/04_metrics.ipynb #31936a2a
-def _mean_auc(y_true_cols, y_score_cols):
-    aucs = [roc_auc_score(yt, ys) for yt, ys in zip(y_true_cols, y_score_cols) if len(np.unique(yt)) == 2]
-    return float(np.mean(aucs)) if aucs else math.nan
+def mean_auc(y_true:np.ndarray, # (N, K) 0/1: one column per one-vs-rest problem (class or label)
+             y_score:np.ndarray, # (N, K) scores, higher meaning more likely 1
+            )->float: # the mean ROC AUC over the columns that have both 0s and 1s; NaN if none has
+    "Mean ROC AUC over columns, all at once: the Mann-Whitney rank statistic, which is the ROC curve's area, ties included."
+    # scikit-learn's `roc_auc_score` costs ~2 ms a call in input checks alone, one call per class: a third of a
+    # short GPU epoch went to AUCs. Average ranks of the scores give the same area (ties count half) in one pass.
+    y_true, y_score = np.asarray(y_true, dtype=bool), np.asarray(y_score, dtype=np.float64)
+    pos = y_true.sum(0); neg = len(y_true) - pos
+    both = (pos > 0) & (neg > 0)
+    if not both.any(): return math.nan
+    ranks = rankdata(y_score[:, both], axis=0)
+    pos, neg = pos[both], neg[both]
+    return float(np.mean(((ranks * y_true[:, both]).sum(0) - pos * (pos + 1) / 2) / (pos * neg)))
 
 def classification_metrics(y_true:np.ndarray, # labels: (N,) or (N, 1) class indices, or (N, L) 0/1 for multi-label
                            y_score:np.ndarray, # (N, C) probabilities, e.g. from `scores_from_logits`
@@ -37,21 +48,21 @@ def classification_metrics(y_true:np.ndarray, # labels: (N,) or (N, 1) class ind
     "Accuracy, macro precision/recall/F1 and AUC for a task, as MedMNIST defines them."
     y_true, y_score = np.asarray(y_true), np.asarray(y_score, dtype=np.float64)
     if check_task(task) == 'multi-label':
-        y_true = y_true.astype(int)
-        y_pred = (y_score > threshold).astype(int)
-        acc = float(np.mean([accuracy_score(y_true[:, i], y_pred[:, i]) for i in range(y_true.shape[1])]))
-        auc = _mean_auc(y_true.T, y_score.T)
-    else:
+        truth, pred = y_true.astype(bool), y_score > threshold
+        acc = float(np.mean(truth == pred))  # every label has N answers: the mean of the per-label accuracies
+        auc = mean_auc(truth, y_score)
+    else:  # one yes/no column per class, so one set of formulas serves both kinds of task
+        classes = np.arange(y_score.shape[1])
         y_true = y_true.reshape(-1).astype(int)
-        y_pred = y_score.argmax(-1)
-        acc = float(accuracy_score(y_true, y_pred))
-        if task == 'binary-class':
-            auc = _mean_auc([y_true], [y_score[:, -1]])
-        else:
-            auc = _mean_auc([(y_true == c).astype(int) for c in range(y_score.shape[1])], y_score.T)
-    labels = None if task == 'multi-label' else list(range(y_score.shape[1]))
-    p, r, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average='macro', zero_division=0)
-    return dict(acc=acc, precision=float(p), recall=float(r), f1=float(f1), auc=auc)
+        truth, pred = y_true[:, None] == classes, y_score.argmax(-1)[:, None] == classes
+        acc = float(np.mean(y_true == classes[pred.argmax(-1)]))
+        auc = mean_auc(truth[:, -1:], y_score[:, -1:]) if task == 'binary-class' else mean_auc(truth, y_score)
+    # macro averages from the per-column counts, as scikit-learn's `precision_recall_fscore_support(average='macro',
+    # zero_division=0)` gives them (tested against it below) without its per-call input checks
+    tp, fp, fn = (truth & pred).sum(0), (~truth & pred).sum(0), (truth & ~pred).sum(0)
+    ratio = lambda num, den: np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+    p, r, f1 = ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn)
+    return dict(acc=acc, precision=float(p.mean()), recall=float(r.mean()), f1=float(f1.mean()), auc=auc)
 
 # %% ../nbs/04_metrics.ipynb #62086589
 def confusion(y_true:np.ndarray, # labels as for `classification_metrics`
