@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_bench.ipynb #4126bcac
 from __future__ import annotations
-import sys, json, time, inspect, argparse
+import sys, json, time, inspect, argparse, collections, contextlib
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -12,9 +12,9 @@ import torch
 from .core import shared_data, default_device, synchronize
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'loop_benchmark',
-           'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark',
-           'ddp_benchmark', 'step_peak_memory', 'memory_benchmark']
+__all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
+           'loop_benchmark', 'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark',
+           'peer_benchmark', 'ddp_benchmark', 'step_peak_memory', 'memory_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -160,6 +160,26 @@ def _model(family, stage, img_size, n_classes=10, **kw):
     kw = dict(patch_size=4 if img_size <= 32 else None) | kw if family == 'vit' else kw
     return create_model(family, stage, n_classes, img_size=img_size, **kw)
 
+# %% ../nbs/90_bench.ipynb #47bfd4bc
+@contextlib.contextmanager
+def callback_times()->collections.Counter: # 'Callback.event' -> seconds, filled while the block runs
+    "Time every callback's handler of every event inside the block (every learner: the callbacks' shared `__call__` is wrapped)."
+    from kd_nb.learner import Callback
+    times, call = collections.Counter(), Callback.__call__
+    def timed(cb, event):
+        start = time.perf_counter()
+        try: return call(cb, event)
+        finally: times[f'{type(cb).__name__}.{event}'] += time.perf_counter() - start
+    Callback.__call__ = timed
+    try: yield times
+    finally: Callback.__call__ = call
+
+def largest(times:dict, # name -> seconds, as `callback_times` gives them
+            n:int=8, # how many to keep
+           )->dict: # the `n` largest, rounded to the millisecond's tenth
+    "The largest entries of a timing table, for a JSON line."
+    return {k: round(v, 4) for k, v in collections.Counter(times).most_common(n)}
+
 # %% ../nbs/90_bench.ipynb #b15706db
 def _bare_fit(model, dls, epochs:int, lr:float, wd:float):
     import torch.nn.functional as F
@@ -205,10 +225,11 @@ def loop_benchmark(family:str='cnn', # model family: 'cnn' (ResNets) or 'vit'
     for _ in range(repeats):
         model = copy.deepcopy(init); start = time.perf_counter(); _bare_fit(model, dls, epochs, lr, 0.05)
         bare.append(time.perf_counter() - start)
-        with tempfile.TemporaryDirectory() as d:
+        with tempfile.TemporaryDirectory() as d, callback_times() as events:
             model = copy.deepcopy(init); start = time.perf_counter(); _quietly(_learner_fit, model, dls, epochs, lr, 0.05, d)
             learner.append(time.perf_counter() - start)
     return dict(ratio=min(learner) / min(bare), learner_s=min(learner), bare_s=min(bare), learner_runs_s=learner, bare_runs_s=bare,
+                callbacks_s=sum(events.values()), largest_callbacks_s=largest(events),  # the last learner fit's
                 model=init.kd_config['model_name'], img_size=img_size, batch_size=batch_size, epochs=epochs, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #c3f85b65

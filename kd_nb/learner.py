@@ -164,9 +164,16 @@ class Learner:
 
     def __call__(self, event:str # the event to fire: one of `EVENTS`
                 ):
-        "Fire `event` to every callback, in their order."
+        "Fire `event` to every callback, in their order; `cleanup_fit` reaches every callback even if one of them fails."
         if event not in _EVENT_SET: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
-        for cb in self.cbs: cb(event)
+        if event != 'cleanup_fit':
+            for cb in self.cbs: cb(event)
+            return
+        failed = None  # files closed, threads joined: one callback's failure must not leave the others' undone
+        for cb in self.cbs:
+            try: cb(event)
+            except Exception as e: failed = failed or e
+        if failed is not None: raise failed
 
     def _with_events(self, f, name, cancel):
         try: self(f'before_{name}'); f()
@@ -643,7 +650,7 @@ class SaveCheckpoint(Callback):
         if error is not None: raise RuntimeError(f'Writing the checkpoint {self.last_path} failed: {error}') from error
 
     def before_fit(self):
-        self.best, self.best_epoch, self.saved_epoch, self.writer, self.error = None, None, None, None, None
+        self.best, self.best_epoch, self.finished_epoch, self.best_weights, self.writer, self.error = (None,) * 6
         if not (self.resume and self.last_path.exists()): return
         state = load_checkpoint(self.last_path)
         unwrap(self.model).load_state_dict(state['model'])
@@ -657,21 +664,31 @@ class SaveCheckpoint(Callback):
     def after_epoch(self):
         value = self.recorder.row[self.monitor]
         if math.isfinite(value) and improves(value, self.best, self.mode): self.best, self.best_epoch = value, self.epoch
+        self.finished_epoch = self.epoch  # on every process: each decides alike whether to read the best weights back
         if not is_main_process(): return
         self.wait()  # one write at a time, in epoch order
-        self.saved_epoch = self.epoch
         # a snapshot in host memory, written while the next epoch trains: serialising 100-300 MB would stall the GPU
-        self._write_in_background(*_to_host(self.state()), best=self.best_epoch == self.epoch)
+        state, arrived = _to_host(self.state())
+        best = self.best_epoch == self.epoch
+        if best: self.best_weights = (state['model'], arrived)  # for the end of the fit: no waiting for a write, no reading
+        self._write_in_background(state, arrived, best=best)
 
     def after_fit(self):
-        self.wait()
-        barrier()  # with several processes, every one loads the best weights only once rank 0 has written them
-        # the model holds the best weights already when the last epoch finished was the best (a tie goes to it, too)
-        if self.load_best and self.best_epoch != self.saved_epoch and self.best_path.exists():
-            unwrap(self.model).load_state_dict(load_checkpoint(self.best_path)['model'])
+        # The last write goes on while the later callbacks draw the final figures and export, until cleanup_fit.
+        # The model holds the best weights already when the last epoch finished was the best (a tie goes to it, too).
+        if not self.load_best or self.best_epoch == self.finished_epoch: return
+        barrier()  # with several processes, the others read best.pt, which is on disk once rank 0 has got here
+        if self.best_weights is not None:  # rank 0 kept them from this fit's snapshot
+            weights, arrived = self.best_weights
+            arrived()
+        elif self.best_path.exists(): weights = load_checkpoint(self.best_path)['model']  # best before a resume
+        else: return
+        unwrap(self.model).load_state_dict(weights)
 
     def cleanup_fit(self): # also after an error: the last checkpoint is complete when the fit returns or raises
-        if self.writer is not None: self.writer.join(); self.writer = None
+        self.best_weights = None  # a model's worth of host memory
+        if self.learn.exception is None: self.wait()  # a write that failed is the fit's error
+        elif self.writer is not None: self.writer.join(); self.writer = None  # the fit's own error is the one to see
 
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
