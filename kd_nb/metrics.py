@@ -53,9 +53,9 @@ def classification_metrics(y_true:np.ndarray, # labels: (N,) or (N, 1) class ind
         auc = mean_auc(truth, y_score)
     else:  # one yes/no column per class, so one set of formulas serves both kinds of task
         classes = np.arange(y_score.shape[1])
-        y_true = y_true.reshape(-1).astype(int)
-        truth, pred = y_true[:, None] == classes, y_score.argmax(-1)[:, None] == classes
-        acc = float(np.mean(y_true == classes[pred.argmax(-1)]))
+        y_true, y_pred = y_true.reshape(-1).astype(int), y_score.argmax(-1)
+        truth, pred = y_true[:, None] == classes, y_pred[:, None] == classes
+        acc = float(np.mean(y_true == y_pred))
         auc = mean_auc(truth[:, -1:], y_score[:, -1:]) if task == 'binary-class' else mean_auc(truth, y_score)
     # macro averages from the per-column counts, as scikit-learn's `precision_recall_fscore_support(average='macro',
     # zero_division=0)` gives them (tested against it below) without its per-call input checks
