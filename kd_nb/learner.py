@@ -554,12 +554,16 @@ def _to_host(obj)->tuple: # (the copy, a function that returns once every tensor
     # From a GPU, one blocking copy per tensor (about 800 for a ResNet-50 with its AdamW state) would make the host
     # wait for the GPU, every epoch. Instead each tensor goes into pinned memory without waiting, on the current
     # stream, so the next epoch's kernels, queued behind the copies, cannot change a tensor before it is copied.
-    streams = {}
+    streams, pinned = {}, [True]
     def copy(x):
         if isinstance(x, torch.Tensor):
-            if x.device.type != 'cuda': return x.detach().to('cpu', copy=True)
+            if x.device.type != 'cuda' or not pinned[0]: return x.detach().to('cpu', copy=True)
+            try: host = torch.empty_like(x, device='cpu', pin_memory=True)
+            except RuntimeError:  # page-locked memory refused (a small host): blocking copies, slower but correct
+                pinned[0] = False
+                return x.detach().to('cpu', copy=True)
             streams.setdefault(x.device, torch.cuda.current_stream(x.device))
-            return torch.empty_like(x, device='cpu', pin_memory=True).copy_(x.detach(), non_blocking=True)
+            return host.copy_(x.detach(), non_blocking=True)
         if isinstance(x, dict): return {k: copy(v) for k, v in x.items()}
         if type(x) in (list, tuple): return type(x)(copy(v) for v in x)
         return x
