@@ -738,7 +738,10 @@ class LiveDashboard(Callback):
         self.start = self.last_update = time.perf_counter()
         self.last_maps = -math.inf
         self.panels = {name: cls(self) for name, cls in PANELS.items()}
-        self.last_drawn, self.last_tensorboard, self.last_epoch_end = (dict.fromkeys(self.panels, -math.inf) for _ in range(3))
+        self.last_drawn, self.last_epoch_end = (dict.fromkeys(self.panels, -math.inf) for _ in range(2))
+        # the first views go to TensorBoard after `tensorboard_every` seconds of training, as every later one:
+        # a shorter fit sends only its final views, and without widgets draws nothing before its end
+        self.last_tensorboard = dict.fromkeys(self.panels, self.start)
         self.pngs = dict.fromkeys(self.panels)
         self.show = self.display == 'widgets' or (self.display == 'auto' and in_jupyter_kernel())
         to_tensorboard = self.tensorboard_every is not None and self.learn.get_cb(TensorBoardLogger) is not None
@@ -813,20 +816,24 @@ class LiveDashboard(Callback):
         # with nothing to draw them for (no widgets, no TensorBoard), the views wait for the end of the fit
         if self.renderer is None: return
         now = self.last_update = time.perf_counter()
+        due = {name: self.tensorboard_every is not None and now - self.last_tensorboard[name] >= self.tensorboard_every
+               for name in self.panels}  # views whose time to go to TensorBoard has come
+        # without widgets the views are drawn only for TensorBoard: until one is due, nothing to capture or draw
+        if not self.show and not any(due.values()): return self.renderer.pump()
         if self.kind is not None and (now - self.last_maps >= self.maps_every or self.views is None):
             self.views, self.last_maps = self._capture(), now
             self.changed.add('maps')
         # without widgets the views are drawn only for TensorBoard, so no more often than it takes them
         interval = self.every if self.show else max(self.every, self.tensorboard_every or 0)
-        to_tensorboard = self.tensorboard_every is not None
         for name, panel in self.panels.items():
             # epoch-end views skip the budget, though no more often than `every` (epochs of a second, on a GPU)
             urgent = self.show and epoch_end and panel.at_epoch_end and now - self.last_epoch_end[name] >= self.every
             if urgent: self.last_epoch_end[name] = now
             if name not in self.changed or (now - self.last_drawn[name] < interval and not urgent): continue
+            tensorboard = due[name]
+            if not self.show and not tensorboard: continue
             draw = panel.drawer()
             if draw is None: continue
-            tensorboard = to_tensorboard and now - self.last_tensorboard[name] >= self.tensorboard_every
             self.renderer.submit(name, partial(draw, self.dpi), self.opt_steps, tensorboard, urgent)
             self.changed.discard(name); self.last_drawn[name] = now
             if tensorboard: self.last_tensorboard[name] = now
