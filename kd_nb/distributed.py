@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_distributed.ipynb #acde6cb1
 from __future__ import annotations
-import datetime, itertools, os, pickle, sys
+import datetime, gc, itertools, os, pickle, sys
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -53,8 +53,14 @@ def init_distributed(device:str|torch.device|None=None, # the device asked for (
     return device
 
 def destroy_distributed():
-    "Leave the process group (at the end of a job; nothing happens in a single process)."
-    if is_distributed(): dist.destroy_process_group()
+    "Leave the process group and stop its threads (at the end of a job; nothing happens in a single process)."
+    if not is_distributed(): return
+    # The group lives on while anything refers to it, such as a DDP model held in a learner's reference cycles
+    # (callbacks point back at their learner) until the garbage collector runs. Left to interpreter exit, that
+    # collection stopped gloo's threads while one of them still needed the GIL, and the process aborted (a 2-process
+    # stage on 2 cores, about 1 run in 5). Collected here, the group goes with `destroy_process_group`.
+    gc.collect()
+    dist.destroy_process_group()
 
 # %% ../nbs/04b_distributed.ipynb #35814eab
 def _exchange_device()->torch.device: # where the backend exchanges tensors: NCCL on this process's GPU, gloo on the CPU
