@@ -104,9 +104,9 @@ def _train_images(summary):
 
 
 def _last_row(summary):
-    import csv
     from kd_nb.experiment import StageConfig, run_dir
-    with open(run_dir(StageConfig(**summary['config']))/'metrics.csv', newline='') as f: rows = list(csv.DictReader(f))
+    from kd_nb.metrics import MetricsCSV
+    rows = MetricsCSV(run_dir(StageConfig(**summary['config']))/'metrics.csv').rows()
     return rows[-1] if rows else {}
 
 
