@@ -19,13 +19,19 @@ from .experiment import RUNS, BASELINES, StageConfig
 from .viz import save_figure, draw_confusion
 
 # %% auto #0
-__all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference', 'verdict',
-           'summarise_seeds', 'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves',
-           'plot_confusion_matrices', 'results_table', 'chain_findings', 'write_report']
+__all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference',
+           'method_difference', 'seeds_needed', 'verdict', 'baseline_rates', 'chain_baselines', 'summarise_seeds',
+           'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'plot_confusion_matrices', 'results_table',
+           'chain_findings', 'write_report']
 
 # %% ../nbs/09_report.ipynb #e80dffa2
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
               'student_no_kd': 'student, no KD', 'student_from_teacher': 'student (T→S)'}
+
+def _last_test_acc(folder:Path)->float:
+    "The last epoch's test accuracy, from the run's metrics.csv (beside the selected epoch's, to show what selection changed)."
+    rows = MetricsCSV(folder/'metrics.csv').rows()
+    return float(rows[-1]['test_acc']) if rows and rows[-1].get('test_acc') else math.nan
 
 def collect_runs(root:Path|str|None=None # the experiments folder; default `experiments_root()`
                 )->pd.DataFrame: # one row per finished run and seed
@@ -42,7 +48,8 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
                          gflops=cost.get('flops', math.nan) / 1e9, latency_ms_bs1=cost.get('latency_ms_bs1', math.nan),
                          latency_ms_bs64=cost.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
-                         test_auc=s['test']['auc'], train_time_min=s['train_time_s'] / 60,
+                         test_auc=s['test']['auc'], last_test_acc=_last_test_acc(path.parent),
+                         train_time_min=s['train_time_s'] / 60,
                          # uniform guessing; no single figure for multi-label accuracy
                          chance=math.nan if s['task'] == 'multi-label' else 1 / s['num_classes'], folder=str(path.parent)))
     df = pd.DataFrame(rows)
@@ -93,7 +100,7 @@ def paired_difference(a:np.ndarray, # per-image scores of run A: (images,) or (s
                       n_resamples:int=9999, # bootstrap resamples and sign flips
                       seed:int=0, # random state of both
                      )->dict: # diff (A - B), low, high, p, n_images, n_seeds (of A and B)
-    "A's accuracy minus B's on the same test images: a paired bootstrap interval over images and a paired permutation p-value."
+    "Trained models A minus B on the same test images: a paired bootstrap interval over images and a permutation p-value."
     a, b = np.atleast_2d(np.asarray(a, dtype=np.float64)), np.atleast_2d(np.asarray(b, dtype=np.float64))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f'The runs were scored on different test sets ({a.shape[1]} and {b.shape[1]} images): '
@@ -105,21 +112,111 @@ def paired_difference(a:np.ndarray, # per-image scores of run A: (images,) or (s
     p = stats.permutation_test((per_image,), np.mean, permutation_type='samples', **kw).pvalue if per_image.any() else 1.
     return dict(diff=diff, low=float(ci.low), high=float(ci.high), p=float(p), n_images=a.shape[1], n_seeds=(len(a), len(b)))
 
-def verdict(difference:dict, # from `paired_difference`
-            better:str='helps', # the word when the interval lies above 0
+# %% ../nbs/09_report.ipynb #55a3d268
+def _exact(x:float)->float:  # accuracies are multiples of 1/images: anything below 1e-12 is rounding, not a difference
+    return 0. if abs(x) < 1e-12 else float(x)
+
+def _t_result(test, estimate:float, spread:float, confidence:float)->tuple: # low, high, p of `test()`, a scipy t-test
+    if spread == 0: return estimate, estimate, float(estimate == 0)  # every seed agrees: no interval to draw
+    result = test()
+    ci = result.confidence_interval(confidence)
+    return float(ci.low), float(ci.high), float(result.pvalue)
+
+def method_difference(a:dict, # run A's per-image test scores by seed: {seed: (images,)}, as `image_scores`
+                      b:dict, # run B's, on the same test images
+                      confidence:float=0.95, # the interval's coverage
+                      power:float=0.8, # for `seeds_needed`
+                     )->dict: # diff, low, high, p, method ('paired', 'welch' or 'one run'), seeds, spread, seeds_needed, ...
+    "A's test accuracy minus B's as a finding about the methods: a t interval over seeds, so training's spread is in it."
+    sizes = {len(v) for v in (*a.values(), *b.values())}
+    if len(sizes) != 1:
+        raise ValueError(f'The runs were scored on different test sets ({sorted(sizes)} images): compare runs of the same dataset.')
+    acc_a, acc_b = ({s: float(np.mean(v)) for s, v in run.items()} for run in (a, b))
+    paired = sorted(set(acc_a) & set(acc_b))
+    common = dict(n_images=sizes.pop(), n_seeds=(len(a), len(b)))
+    if len(paired) >= 2:
+        per_seed = np.array([acc_a[s] - acc_b[s] for s in paired])
+        diff, spread = _exact(per_seed.mean()), _exact(per_seed.std(ddof=1))
+        low, high, p = _t_result(lambda: stats.ttest_1samp(per_seed, 0.), diff, spread, confidence)
+        method, seeds = 'paired', len(paired)
+    elif len(a) >= 2 and len(b) >= 2:  # seeds that do not pair: the two means, Welch's t
+        xa, xb = np.array(list(acc_a.values())), np.array(list(acc_b.values()))
+        diff, spread = _exact(xa.mean() - xb.mean()), _exact(np.hypot(xa.std(ddof=1), xb.std(ddof=1)))
+        low, high, p = _t_result(lambda: stats.ttest_ind(xa, xb, equal_var=False), diff, spread, confidence)
+        method, seeds = 'welch', min(len(a), len(b))
+    else:  # one training run on a side: what these trained models do on these images, and no more
+        one = paired_difference(np.stack(list(a.values())), np.stack(list(b.values())), confidence)
+        return one | dict(method='one run', seeds=1, spread=math.nan, seeds_needed=None)
+    return common | dict(diff=diff, low=low, high=high, p=p, method=method, seeds=seeds, spread=spread,
+                         seeds_needed=seeds_needed(diff, spread, confidence, power))
+
+# %% ../nbs/09_report.ipynb #ed6adde3
+def seeds_needed(difference:float, # the accuracy difference to tell apart
+                 spread:float, # standard deviation of one seed's difference
+                 confidence:float=0.95, # the paired t test's confidence, as the intervals'
+                 power:float=0.8, # the chance of telling it apart
+                 most:int=1000, # give up above this many seeds
+                )->int|None: # seeds per run; None when no difference was seen or more than `most` are needed
+    "Seeds per run a paired t test needs to find `difference` with probability `power`, given the seed-to-seed `spread`."
+    if difference == 0: return None
+    if spread == 0: return 2  # every seed agrees: the fewest that give a spread
+    for first, last in ((2, 32), (33, 256), (257, most)):  # most answers are small: look there first
+        n = np.arange(first, min(last, most) + 1)
+        critical, shift = stats.t.ppf(1 - (1 - confidence) / 2, n - 1), abs(difference) / spread * np.sqrt(n)
+        enough = np.flatnonzero(stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift) >= power)
+        if len(enough): return int(n[enough[0]])
+    return None
+
+# %% ../nbs/09_report.ipynb #63b61037
+def _seeds_for(d:dict)->str:
+    n = d['seeds_needed']
+    size = f"a difference of {abs(d['diff']):.4f}"
+    if d['diff'] == 0: return 'no difference observed'
+    return (f"{size} would need about {n} seeds a run to be told apart at 80% power" if n else
+            f"{size} would need more than 1,000 seeds a run") + ' (an estimate from that spread)'
+
+def verdict(difference:dict, # from `method_difference`
+            better:str='helps', # the words when the interval lies above 0
             worse:str='hurts', # ... below 0
            )->str:
-    "Words that follow the interval: it helps or hurts only when the interval excludes 0."
+    "Words that follow the interval: 'helps' or 'hurts' only with several seeds and an interval that excludes 0."
     d = difference
     numbers = f"{d['diff']:+.4f}, 95% CI {d['low']:+.4f} to {d['high']:+.4f}"
-    if d['low'] > 0: return f"{better} ({numbers}, p = {d['p']:.2g})"
-    if d['high'] < 0: return f"{worse} ({numbers}, p = {d['p']:.2g})"
-    seeds = ' and '.join(str(n) for n in dict.fromkeys(d['n_seeds']))
-    return (f"no difference detectable with {d['n_images']:,} test images and {seeds} seed{'s' if d['n_seeds'] != (1, 1) else ''} "
-            f"({numbers})")
+    if d['method'] == 'one run':
+        return (f"one run each, no verdict on the method: {numbers} on these {d['n_images']:,} test images (interval over "
+                f"the images, p = {d['p']:.2g}); a second training run may differ by more: the method needs several seeds "
+                "(`kd_pipeline ... --seeds 3`)")
+    spread = f"seed-to-seed spread of the difference {d['spread']:.4f}; {_seeds_for(d)}"
+    over = f"{numbers} over {d['seeds']} {'paired ' if d['method'] == 'paired' else ''}seeds, p = {d['p']:.2g}"
+    if d['low'] > 0: return f"{better} ({over}; {spread})"
+    if d['high'] < 0: return f"{worse} ({over}; {spread})"
+    return f"no difference detectable with {d['seeds']} seeds ({over}; {spread})"
+
+# %% ../nbs/09_report.ipynb #37ddba45
+def baseline_rates(targets:np.ndarray, # a test split's labels, as a stage saves them in `test_predictions.npz`
+                   task:str, # the dataset's task
+                   num_classes:int, # classes (labels, for multi-label)
+                  )->dict: # chance (nan for multi-label), constant (the best constant answer's accuracy), its class
+    "What a model that learned nothing scores on these labels: uniform guessing, and the best constant answer."
+    targets = np.asarray(targets)
+    if task == 'multi-label':  # per label, the more frequent value; 'no finding' where every label is rarer than half
+        positive = targets.astype(bool).mean(0)
+        return dict(chance=math.nan, constant=float(np.maximum(positive, 1 - positive).mean()),
+                    constant_class=None if (positive <= 0.5).all() else 'mixed')
+    counts = np.bincount(targets.reshape(-1).astype(int), minlength=num_classes)
+    return dict(chance=1 / num_classes, constant=float(counts.max() / counts.sum()), constant_class=int(counts.argmax()))
+
+def chain_baselines(folder:Path|str, # a finished run (every run of a chain has the same test split)
+                   )->dict|None: # `baseline_rates` and the run's `summary`; None for runs saved without test predictions
+    "The baselines of a run's test split, from its `test_predictions.npz` and `summary.json`."
+    folder = Path(folder)
+    if not (folder/'test_predictions.npz').is_file(): return None
+    summary = json.loads((folder/'summary.json').read_text())
+    targets = np.load(folder/'test_predictions.npz')['targets']
+    return baseline_rates(targets, summary['task'], summary['num_classes']) | dict(summary=summary)
 
 # %% ../nbs/09_report.ipynb #c7950200
-_MEANS = ['params_m', 'gflops', 'latency_ms_bs1', 'latency_ms_bs64', 'epochs', 'best_epoch', 'best_val', 'test_acc', 'test_f1',
+_MEANS = ['params_m', 'gflops', 'latency_ms_bs1', 'latency_ms_bs64', 'epochs', 'best_epoch', 'best_val', 'test_acc', 'last_test_acc', 'test_f1',
           'test_auc', 'train_time_min']
 
 def summarise_seeds(df:pd.DataFrame # rows from `collect_runs`, one per run and seed
@@ -188,6 +285,10 @@ def plot_ablation(df:pd.DataFrame, # `summarise_seeds` rows of one or more chain
             if len(acc): ax.hlines(acc.iloc[0], i - .4, i + .4, colors='k', linestyles=style, label=f'{run}' if i == 0 else None)
         if np.isfinite(ref['chance'].iloc[0]):
             ax.hlines(ref['chance'].iloc[0], i - .4, i + .4, colors='0.4', linestyles='-.', label='chance' if i == 0 else None)
+        rates = chain_baselines(ref['folder'].iloc[0])
+        if rates is not None:  # what always giving the most frequent answer scores: the stronger baseline
+            ax.hlines(rates['constant'], i - .4, i + .4, colors='0.4', linestyles=(0, (1, 2)),
+                      label='the most frequent answer' if i == 0 else None)
     ax.set_xlabel(''); ax.set_ylabel('test accuracy (bars: 95% interval)'); ax.set_title('Does distillation help, and does the assistant?')
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return fig
@@ -246,7 +347,9 @@ def plot_confusion_matrices(df:pd.DataFrame, # rows of one chain from `summarise
 _COLUMNS = [('run', 'run'), ('model', 'model'), ('seeds', 'seeds'), ('params_m', 'params (M)'), ('gflops', 'GFLOPs'),
             ('latency_ms_bs1', 'latency bs1 (ms)'), ('latency_ms_bs64', 'latency bs64 (ms)'), ('epochs', 'epochs'),
             ('best_epoch', 'best epoch'), ('best_val', 'best val'), ('test_acc', 'test acc'),
-            ('test_acc_ci', 'test acc 95% CI'), ('test_f1', 'test F1'), ('test_auc', 'test AUC'), ('train_time_min', 'train time (min)')]
+            ('test_acc_ci', 'test acc 95% CI'), ('last_test_acc', 'last-epoch test acc'), ('test_f1', 'test F1'),
+            ('test_auc', 'test AUC'), ('train_time_min', 'train time (min)')]
+_FOUR_DECIMALS = ('best_val', 'test_acc', 'last_test_acc', 'test_f1', 'test_auc')
 
 def _cell(key, v):
     if key == 'run': return RUN_LABELS[v]
@@ -256,7 +359,7 @@ def _cell(key, v):
         return f'{v:.0f}' if float(v).is_integer() else f'{v:.1f}'
     if isinstance(v, (float, np.floating)):
         if math.isnan(v): return '–'
-        return f'{v:.4f}' if key in ('best_val', 'test_acc', 'test_f1', 'test_auc') else f'{v:.2f}'
+        return f'{v:.4f}' if key in _FOUR_DECIMALS else f'{v:.2f}'
     return str(v)
 
 def results_table(df:pd.DataFrame # rows from `summarise_seeds`
@@ -268,6 +371,7 @@ def results_table(df:pd.DataFrame # rows from `summarise_seeds`
     body = ['| ' + ' | '.join(_cell(k, r[k]) for k, _ in _COLUMNS) + ' |' for _, r in df.iterrows()]
     return '\n'.join([head, rule, *body])
 
+# %% ../nbs/09_report.ipynb #e9b97cc4
 # (run A, run B, the question, the words when A is better, when A is worse)
 _QUESTIONS = [('teacher', 'student_no_kd', 'a teacher worth distilling from (teacher vs no KD)', 'yes, it scores higher', 'no, it scores lower'),
               ('student', 'student_no_kd', 'distillation (T→A→S vs no KD)', 'helps', 'hurts'),
@@ -275,32 +379,64 @@ _QUESTIONS = [('teacher', 'student_no_kd', 'a teacher worth distilling from (tea
               ('student', 'student_from_teacher', 'the assistant (T→A→S vs T→S)', 'helps', 'hurts'),
               ('student', 'teacher', 'student vs teacher', 'the student scores higher', 'the student scores lower')]
 
+def _span(low, high, fmt): return f"{low:{fmt}}" if f"{low:{fmt}}" == f"{high:{fmt}}" else f"{low:{fmt}}–{high:{fmt}}"  # '1.6', not '1.6–1.6'
+
+def _baselines(chain:pd.DataFrame)->str|None:
+    "The baselines line: chance, the best constant answer, AUC 0.5, and the students' multiple of the stronger."
+    rates = chain_baselines(chain['folder'].iloc[0])
+    students = chain[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher'))]
+    acc = students.groupby('run', observed=True)['test_acc'].mean()  # each student's mean over its seeds
+    if rates is None or not len(acc): return None
+    summary = rates['summary']
+    names, chance, constant = summary.get('label_names'), rates['chance'], rates['constant']
+    if summary['task'] == 'multi-label':
+        what = "'no finding' for every label" if rates['constant_class'] is None else "each label's more frequent answer"
+        parts = [f'{what} {constant:.4f}']
+    else:
+        name = f" ({names[rates['constant_class']]})" if names else ''
+        parts = [f'chance (one of {summary["num_classes"]} classes) {chance:.4f}',
+                 f'always the most frequent test class{name} {constant:.4f}']
+    stronger = np.nanmax([chance, constant])
+    return (f"baselines that learned nothing: {', '.join(parts)} test accuracy, and AUC 0.5; the students reach "
+            f"{_span(acc.min(), acc.max(), '.4f')}, {_span(acc.min() / stronger, acc.max() / stronger, '.1f')}× the stronger")
+
 def chain_findings(chain:pd.DataFrame # the `collect_runs` rows of one chain (one or more seeds per run)
-                  )->list[str]: # one sentence per question the chain can answer
-    "What a chain's runs answer, in test accuracy, in words that follow the paired intervals."
-    scores = {run: np.stack([run_image_scores(f) for f in rows['folder']])
+                  )->list[str]: # one sentence per question the chain can answer, then the baselines
+    "What a chain's runs answer, in test accuracy, in words that follow the intervals over seeds."
+    scores = {run: {int(seed): run_image_scores(folder) for seed, folder in zip(rows['seed'], rows['folder'])}
               for run, rows in chain.groupby('run', observed=True) if len(rows)}
-    out = [f'{question}: {verdict(paired_difference(scores[a], scores[b]), better, worse)}'
+    out = [f'{question}: {verdict(method_difference(scores[a], scores[b]), better, worse)}'
            for a, b, question, better, worse in _QUESTIONS if a in scores and b in scores]
     acc = chain.groupby('run', observed=True)['test_acc'].mean()
     if {'teacher', 'student_no_kd'} <= set(scores) and acc['teacher'] < acc['student_no_kd']:
         out.append(f"the teacher ({acc['teacher']:.4f}) scores below the student trained without distillation "
                    f"({acc['student_no_kd']:.4f}): it had nothing to teach, so distillation could not help here; train the "
                    "teacher longer, or from pretrained weights")
-    chance = chain['chance'].iloc[0]
-    if np.isfinite(chance):
-        students = chain[chain['run'].isin(('student', 'student_no_kd', 'student_from_teacher'))]
-        best = students.groupby('run', observed=True)['test_acc'].mean()  # each student's mean over its seeds
-        span = lambda lo, hi, f: f"{lo:{f}}" if f"{lo:{f}}" == f"{hi:{f}}" else f"{lo:{f}}–{hi:{f}}"  # '1.6', not '1.6–1.6'
-        if len(best): out.append(f"chance (guessing one of {round(1 / chance)} classes): {chance:.4f} test accuracy; "
-                                 f"the students reach {span(best.min(), best.max(), '.4f')}, "
-                                 f"{span(best.min() / chance, best.max() / chance, '.1f')}× chance")
-    return out
+    baselines = _baselines(chain)
+    return out + ([baselines] if baselines else [])
 
+# %% ../nbs/09_report.ipynb #fdd00215
 def _shown(path:Path)->str:
     "A path as a reader of the checkout knows it: relative to the project root when inside it."
     path = path.resolve()
     return str(path.relative_to(project_root())) if path.is_relative_to(project_root()) else str(path)
+
+def _protocol(runs:int, seeds:int, root:Path)->list[str]:
+    "The report's header: what was run, how each number was chosen, and what each interval covers."
+    return [f'{runs} runs ({seeds} finished seeds) under `{_shown(root)}`.', '',
+            '- **Selection.** Each run keeps the epoch with the best validation score (`best epoch`, counted from 1); the '
+            'test numbers are that epoch\'s, and the test split never chooses anything. `last-epoch test acc` stands beside '
+            'them: reporting the best test accuracy over the epochs, as some frameworks do, selects on the test set and '
+            'flatters a method.',
+            '- **A run.** With several seeds, the mean over them and a 95% t interval across the seeds; with one, a bootstrap '
+            'over the test images, which speaks of those trained weights only.',
+            '- **A finding** compares two runs seed by seed (seed S against seed S, on the same test images) with a 95% t '
+            'interval over the per-seed differences, so the spread that training brings (initial weights, data order, '
+            'augmentation) is in it; it says "helps" or "hurts" only when that interval excludes 0, and gives the '
+            'seed-to-seed spread and an estimate of the seeds a difference of the observed size would need. With one seed '
+            'a run, it makes no claim about the method. (Why a t interval over seeds and not a bootstrap over images: '
+            '`nbs/09_report.ipynb`, Findings about methods.)',
+            '- Latency is measured on the device the run trained on.', '']
 
 def write_report(root:Path|str|None=None, # the experiments folder; default `experiments_root()`
                  out:Path|str|None=None, # where results.md and figures go; default `figures_root()`
@@ -311,13 +447,7 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
     if not len(seeds): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/seed*/summary.json): run a stage first, "
                                                "e.g. kd_pipeline --arch cnn --dataset cifar10 --preset quick.")
     runs = summarise_seeds(seeds)
-    lines = ['# kd_nb results', '',
-             f'{len(runs)} runs ({len(seeds)} finished seeds) under `{_shown(root)}`. Each row reports the epoch selected on '
-             f'validation (`best epoch`, counted from 1); test numbers are that epoch\'s, never used for selection; a run '
-             'with several seeds shows the mean over them. Latency is measured on the device the run trained on. The 95% '
-             'interval of a test accuracy is a t interval across seeds where a run has several, else a bootstrap over the '
-             'test images; each finding under a table compares two runs image by image (a paired bootstrap interval, a '
-             'paired permutation p-value), and says "helps" or "hurts" only when its interval excludes 0.', '']
+    lines = ['# kd_nb results', '', *_protocol(len(runs), len(seeds), root)]
     for (variant, dataset), group in runs.groupby(['variant', 'dataset'], observed=True):
         stem = f'{variant}_{dataset}'
         lines += [f'## {variant.replace("_", " ")} · {dataset}', '']
