@@ -101,11 +101,11 @@ class DKDLoss:
         if t is None: return LossParts(ce, ce, torch.zeros_like(ce))
         T = self.T
         target_mask = F.one_hot(targets, s.shape[-1]).bool()
-        p_s, p_t = F.softmax(s / T, -1), F.softmax(t / T, -1)
-        # target vs. rest: two-way distributions
-        b_s = torch.stack([p_s[target_mask], p_s.masked_fill(target_mask, 0).sum(-1)], -1)
-        b_t = torch.stack([p_t[target_mask], p_t.masked_fill(target_mask, 0).sum(-1)], -1)
-        tckd = F.kl_div(b_s.clamp_min(1e-12).log(), b_t, reduction='batchmean') * T * T
+        # target vs. rest: two-way distributions, built in log space so that a target probability below float32's
+        # range (a student's best logit far above the true class's) keeps its exact value and its gradient
+        log_b_s, log_b_t = (torch.stack([log_p[target_mask], log_p.masked_fill(target_mask, -torch.inf).logsumexp(-1)], -1)
+                            for log_p in (F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)))
+        tckd = F.kl_div(log_b_s, log_b_t, reduction='batchmean', log_target=True) * T * T
         # distribution over the non-target classes only: mask the target logit out before the softmax
         log_q_s = F.log_softmax((s / T).masked_fill(target_mask, -1e4), -1)
         log_q_t = F.log_softmax((t / T).masked_fill(target_mask, -1e4), -1)
