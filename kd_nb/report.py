@@ -183,7 +183,8 @@ def verdict(difference:dict, # from `method_difference`
     d = difference
     numbers = f"{d['diff']:+.4f}, 95% CI {d['low']:+.4f} to {d['high']:+.4f}"
     if d['method'] == 'one run':
-        return (f"one run each, no verdict on the method: {numbers} on these {d['n_images']:,} test images (interval over "
+        runs = 'one run each' if d['n_seeds'] == (1, 1) else 'one run on a side'
+        return (f"{runs}, no verdict on the method: {numbers} on these {d['n_images']:,} test images (interval over "
                 f"the images, p = {d['p']:.2g}); a second training run may differ by more: the method needs several seeds "
                 "(`kd_pipeline ... --seeds 3`)")
     spread = f"seed-to-seed spread of the difference {d['spread']:.4f}; {_seeds_for(d)}"
@@ -216,8 +217,8 @@ def chain_baselines(folder:Path|str, # a finished run (every run of a chain has 
     return baseline_rates(targets, summary['task'], summary['num_classes']) | dict(summary=summary)
 
 # %% ../nbs/09_report.ipynb #c7950200
-_MEANS = ['params_m', 'gflops', 'latency_ms_bs1', 'latency_ms_bs64', 'epochs', 'best_epoch', 'best_val', 'test_acc', 'last_test_acc', 'test_f1',
-          'test_auc', 'train_time_min']
+_MEANS = ['params_m', 'gflops', 'latency_ms_bs1', 'latency_ms_bs64', 'epochs', 'best_epoch', 'best_val', 'test_acc',
+          'last_test_acc', 'test_f1', 'test_auc', 'train_time_min']
 
 def summarise_seeds(df:pd.DataFrame # rows from `collect_runs`, one per run and seed
                    )->pd.DataFrame: # one row per run: the means, `seeds`, `folders`, `test_acc_low` and `test_acc_high`
