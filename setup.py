@@ -1,5 +1,7 @@
 from configparser import ConfigParser
+from pathlib import Path
 import setuptools, shlex
+from setuptools.command.build_py import build_py
 
 # note: all settings are in settings.ini; edit there, not here
 config = ConfigParser(delimiters=['='])
@@ -30,15 +32,48 @@ if pkg_data:
 # Add package data to setup_cfg for setuptools.setup(..., **setup_cfg)
 setup_cfg['package_data'] = package_data
 
+# kd_nb's stage notebook and presets live in nbs/, where they are edited and documented; a wheel carries a copy of them
+# in kd_nb/nbs/ (kd_nb.experiment.nbs_file finds it when there is no checkout). Copying at build time keeps one copy in git.
+nbs_path = Path(cfg['nbs_path'])
+
+def nbs_package_files():
+    "The files under nbs_path that `nbs_package_data` names; a pattern that names nothing is an error, not a smaller wheel."
+    files = []
+    for pattern in cfg.get('nbs_package_data', '').split():
+        found = sorted(p for p in nbs_path.glob(pattern) if p.is_file())
+        if not found: raise FileNotFoundError(f"nbs_package_data: {nbs_path/pattern} names no file (an sdist without MANIFEST.in's nbs lines?)")
+        files += found
+    return files
+
+class build_py_with_nbs(build_py):
+    "setuptools' build_py, then the `nbs_package_data` files copied into the built package's nbs/ folder."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return  # an editable install reads the checkout's nbs/ itself
+        for src in nbs_package_files():
+            dest = Path(self.build_lib)/cfg['lib_name']/'nbs'/src.relative_to(nbs_path)
+            self.mkpath(str(dest.parent))
+            self.copy_file(str(src), str(dest))
+
+git_url = cfg['git_url']
+project_urls = {'Documentation': cfg['doc_host'] + cfg['doc_baseurl'], 'Source': git_url, 'Issues': git_url + '/issues'}
+classifiers = cfg.get('classifiers', '').split('\n')
+# the licence as an SPDX expression (metadata 2.4's License-Expression) where setuptools writes one (77 onwards)
+licence = {'license_expression': lic} if int(setuptools.__version__.split('.')[0]) >= 77 else {'license': lic}
+
 setuptools.setup(
     name = cfg['lib_name'],
-    license = lic,
+    **licence,
     classifiers = [
         'Development Status :: ' + statuses[int(cfg['status'])],
         'Intended Audience :: ' + cfg['audience'].title(),
         'Natural Language :: ' + cfg['language'].title(),
-    ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]],
-    url = cfg['git_url'],
+    ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]]
+      + [c.strip() for c in classifiers if c.strip()],
+    license_files = ['LICENSE'],
+    url = git_url,
+    project_urls = project_urls,
+    cmdclass = {'build_py': build_py_with_nbs},
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,

@@ -31,9 +31,9 @@ from .distributed import init_distributed, destroy_distributed, launched_distrib
 
 # %% auto #0
 __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'QUICK_VIT_GRID', 'PARAM_RULES',
-           'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'preset_path', 'write_presets', 'StageConfig',
-           'stage_params', 'check_params', 'stage_model_name', 'stage_config', 'weights_file', 'variant', 'run_dir',
-           'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'budget_epochs',
+           'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'nbs_file', 'preset_path', 'write_presets',
+           'StageConfig', 'stage_params', 'check_params', 'stage_model_name', 'stage_config', 'weights_file', 'variant',
+           'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'budget_epochs',
            'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
            'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
            'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
@@ -83,15 +83,28 @@ def preset_values(preset:str, # a preset's name
 # the seed's batch sizes for a 6 GB GPU at 224 px
 DEFAULT_BATCH = {'cnn': 32, 'vit': 16}
 
-def preset_path(name:str # a preset's name
-               )->Path: # its YAML file under nbs/presets
-    "The YAML file of preset `name`."
-    return project_root()/'nbs'/'presets'/f'{name}.yaml'
+def nbs_file(name:str, # a path under nbs/, e.g. 'train_stage.ipynb' or 'presets/quick.yaml'
+             package:Path|str|None=None, # the installed kd_nb package's folder; default: the one imported
+            )->Path: # the copy that kd_nb uses
+    "A file of `nbs/` that kd_nb ships: a checkout's own copy when there is one, else the installed package's."
+    import kd_nb
+    package = Path(package or Path(kd_nb.__file__).parent).resolve()
+    # the checkout kd_nb is installed from (editable), the working directory's checkout, then the wheel's copy
+    for folder in (package.parent/'nbs', project_root()/'nbs', package/'nbs'):
+        if (folder/name).is_file(): return folder/name
+    raise FileNotFoundError(f"nbs/{name} is neither in a kd_nb checkout nor in the installed package ({package/'nbs'}): "
+                            f"install kd_nb from its wheel or sdist, or work in a checkout.")
 
-def write_presets(folder:Path|str|None=None # default: nbs/presets
+def preset_path(name:str # a preset's name
+               )->Path: # its YAML file: nbs/presets/ of a checkout, else of the installed package
+    "The YAML file of preset `name`."
+    _choose('preset', name, tuple(PRESETS))
+    return nbs_file(f'presets/{name}.yaml')
+
+def write_presets(folder:Path|str|None=None # default: nbs/presets of the working directory's checkout
                  )->list[Path]: # the files written
     "Write every preset as a papermill parameters file."
-    folder = Path(folder) if folder else preset_path('x').parent
+    folder = Path(folder) if folder else project_root()/'nbs'/'presets'
     paths = []
     for name, values in PRESETS.items():
         text = f'# kd_nb preset "{name}", written from kd_nb.experiment.PRESETS: edit there, then run write_presets()\n'

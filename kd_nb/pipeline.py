@@ -14,7 +14,8 @@ from .data import load_dataset, DataError
 from .verify import ensure_prepared
 from .models import CHAIN
 from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
-                              run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs)
+                              run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs,
+                              nbs_file, preset_path)
 from .distributed import torchrun_command
 
 # %% auto #0
@@ -46,12 +47,10 @@ def check_plan(configs:dict, # run -> its `StageConfig`
         planned.append(run)
 
 # %% ../nbs/08_pipeline.ipynb #466e4a73
-def stage_notebook()->Path: # nbs/train_stage.ipynb of the kd_nb checkout
-    "The stage notebook that kd_nb was installed from (editable), or the one in the working directory's checkout."
-    for root in (Path(kd_nb.__file__).resolve().parent.parent, core.project_root()):
-        if (root/'nbs'/'train_stage.ipynb').is_file(): return root/'nbs'/'train_stage.ipynb'
-    raise PipelineError("nbs/train_stage.ipynb was not found: run kd_pipeline inside a kd_nb checkout (pip install -e .), "
-                        "or pass --notebook PATH.")
+def stage_notebook()->Path: # a checkout's nbs/train_stage.ipynb, else the installed package's copy
+    "The stage notebook that kd_pipeline runs."
+    try: return nbs_file('train_stage.ipynb')
+    except FileNotFoundError as e: raise PipelineError(f"{e} Or pass --notebook PATH.") from None
 
 def stage_kernel(name:str|None=None, # a kernel name; default: 'kd_nb' if installed, else 'python3'
                 )->str:
@@ -76,9 +75,11 @@ def run_stage_notebook(cfg:StageConfig, # the run's configuration, resolved (for
     lock_run(cfg); unlock_run(cfg)  # another process training this run: fail now, not after a kernel has started
     partial, final = folder.parent/f'.{cfg.stage}.stage-{os.getpid()}.ipynb', folder/'stage.ipynb'
     notebook = Path(notebook or stage_notebook())
+    shipped = notebook.resolve().is_relative_to(Path(kd_nb.__file__).resolve().parent)  # the installed package's copy
     locked_out = False
     try:
-        pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=stage_kernel(kernel), cwd=str(notebook.parent),
+        pm.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name=stage_kernel(kernel),
+                            cwd=str(Path.cwd() if shipped else notebook.parent),
                             progress_bar=False, stdout_file=sys.stdout if log_output else None,
                             stderr_file=sys.stderr if log_output else None)
     except pm.PapermillExecutionError as e:
@@ -154,7 +155,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                  data_root:str|None=None, # default: $KD_DATA or datasets/
                  figures_root:str|None=None, # where the report goes; default: $KD_FIGURES or figures/; '' for no report
                  kernel:str|None=None, # the Jupyter kernel; default: 'kd_nb' if installed, else 'python3'
-                 notebook:str|None=None, # the stage notebook; default: nbs/train_stage.ipynb
+                 notebook:str|None=None, # the stage notebook; default: `stage_notebook()`
                  log_output:bool=True, # stream each stage's printed output
                  nproc:int|None=None, # run each stage with `kd_stage` on this many processes under torchrun; None: papermill
                 )->dict: # run -> per seed 'skipped', 'trained' or 'resumed'; and 'report' -> results.md (or None)
@@ -173,6 +174,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
     plans = {seed: {run: stage_config(**(base | dict(stage=run, seed=seed))) for run in runs} for seed in range(first, first + seeds)}
     for configs in plans.values(): check_plan(configs)
     say = print if log_output else (lambda *a, **k: None)
+    if nproc is None: say(f"== stage notebook: {Path(notebook or stage_notebook()).resolve()}")
     ensure_prepared(dataset, base['data_root'], source=source, verbose=log_output)
     train_images = load_dataset(dataset, base['data_root']).split_sizes['train']
     done, rows = {run: [] for run in runs}, []
@@ -205,8 +207,8 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
 # %% ../nbs/08_pipeline.ipynb #9c1d4540
 def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='kd_pipeline', description='Train a Teacher -> Assistant -> Student chain through papermill.')
-    p.add_argument('--arch', required=True, choices=('cnn', 'vit'), help='the family')
-    p.add_argument('--dataset', required=True, help='cifar10, a MedMNIST name, or a prepared custom set')
+    p.add_argument('--arch', choices=('cnn', 'vit'), help='the family (required)')
+    p.add_argument('--dataset', help='cifar10, a MedMNIST name, or a prepared custom set (required)')
     p.add_argument('--preset', default='quick', choices=tuple(PRESETS), help='quick (default) or full')
     p.add_argument('--scratch', action='store_true', help='train from scratch (the quick preset always does)')
     p.add_argument('--baselines', action='store_true', help='add the student without KD and the student distilled from the teacher')
@@ -219,7 +221,9 @@ def _parser()->argparse.ArgumentParser:
     p.add_argument('--data-root', help='prepared datasets (default: $KD_DATA or datasets/)')
     p.add_argument('--figures-root', help='the report (default: $KD_FIGURES or figures/)')
     p.add_argument('--kernel', help="Jupyter kernel (default: 'kd_nb' if installed, else 'python3')")
-    p.add_argument('--notebook', help='the stage notebook (default: nbs/train_stage.ipynb)')
+    p.add_argument('--notebook', help="the stage notebook (default: a checkout's nbs/train_stage.ipynb, else the installed package's)")
+    p.add_argument('--where', nargs='?', const='notebook', metavar='PRESET',
+                   help='print the path of the stage notebook (or of PRESET\'s parameters file) that kd_pipeline uses, and exit')
     p.add_argument('--quiet', action='store_true', help="do not stream the stages' output")
     p.add_argument('--nproc', type=int, metavar='N', help='train each stage on N processes of this machine (N GPUs) with torchrun, without a notebook')
     return p
@@ -227,9 +231,14 @@ def _parser()->argparse.ArgumentParser:
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         )->int: # exit status
     "The `kd_pipeline` command."
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     params = {name: yaml.safe_load(value) for name, value in args.param}
+    if args.where is None and None in (args.arch, args.dataset): parser.error('--arch and --dataset are required (or --where)')
     try:
+        if args.where is not None:
+            print(stage_notebook() if args.where == 'notebook' else preset_path(args.where))
+            return 0
         done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.seeds, args.source,
                             params, args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet,
                             args.nproc)
