@@ -23,7 +23,7 @@ from .verify import ensure_prepared
 from .loader import make_loaders
 from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported, model_input_config,
                           model_stats, WeightsUnavailableError)
-from .losses import KD_METHODS
+from .losses import KD_METHODS, LOSS_DEFAULTS
 from .metrics import MetricsCSV
 from .learner import Learner, make_learner, unwrap, monitor_mode, improves
 from .viz import LiveDashboard, plot_confusion, save_figure
@@ -33,11 +33,11 @@ from .distributed import init_distributed, destroy_distributed, launched_distrib
 __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'QUICK_VIT_GRID', 'PARAM_RULES',
            'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'nbs_file', 'preset_path', 'write_presets',
            'StageConfig', 'stage_params', 'check_params', 'stage_model_name', 'stage_config', 'weights_file', 'variant',
-           'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir', 'StageData', 'input_norm', 'budget_epochs',
-           'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
-           'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
-           'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
-           'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
+           'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm',
+           'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
+           'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
+           'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard',
+           'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -53,12 +53,12 @@ def _choose(name, value, allowed):
 
 PRESETS = {
     'full': dict(pretrained=True, epochs=300, train_samples=None, teacher_samples=None, img_size=None, batch_size=None, lr=1e-4, weight_decay=0.05,
-                 warmup_epochs=0., kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache=0, amp='auto',
+                 warmup_epochs=0., kd_method='kd', kd_alpha=None, kd_temperature=4., teacher_cache=0, amp='auto',
                  grad_checkpointing=True, stem='auto'),
     # a value that differs by family is given per family: {'cnn': ..., 'vit': ...}
     'quick': dict(pretrained=False, epochs=None, train_samples={'cnn': 25_000, 'vit': 12_000}, teacher_samples={'cnn': 40_000, 'vit': 8_000},
                   img_size=None, batch_size={'cnn': 128, 'vit': 32}, lr={'cnn': 2e-3, 'vit': 5e-4}, weight_decay=0.05,
-                  warmup_epochs=None, kd_method='kd', kd_alpha=0.7, kd_temperature=4., teacher_cache={'cnn': 0, 'vit': 2},
+                  warmup_epochs=None, kd_method='kd', kd_alpha=None, kd_temperature=4., teacher_cache={'cnn': 0, 'vit': 2},
                   amp={'cnn': 'gpu', 'vit': 'auto'}, grad_checkpointing=False, stem='imagenet'),
 }
 
@@ -132,8 +132,10 @@ class StageConfig:
     warmup_epochs:float|None = None # None: a tenth of the epochs
     img_size:int|None = None
     kd_method:str|None = None # 'kd', 'dkd' or 'ce'; the teacher and the no-KD baseline always use 'ce'
-    kd_alpha:float|None = None
+    kd_alpha:float|None = None # distillation weight (DKD: its target-class term); None: the method's, KD 0.7, DKD 1
     kd_temperature:float|None = None
+    dkd_beta:float|None = None # DKD's non-target weight; None: the paper's 8
+    dkd_warmup:float|None = None # epochs over which DKD's weight ramps up; None: the paper's 20
     teacher_cache:int|None = None # K > 0: precompute the teacher's logits on K views per image
     amp:str|None = None # 'auto', 'gpu' (auto on a GPU, fp32 on the CPU), 'bf16', 'fp16' or 'off'
     compile:bool = False # torch.compile the model (worth it on a GPU for long stages; the first epoch pays the compilation)
@@ -222,6 +224,8 @@ PARAM_RULES = dict(
     img_size=(_integer, 'an integer >= 8', lambda v: v >= 8),
     kd_alpha=(_number, 'a number from 0 to 1 (the weight of the distillation term)', lambda v: 0 <= v <= 1),
     kd_temperature=(_number, 'a number > 0 (4 is usual)', lambda v: v > 0),
+    dkd_beta=(_number, "a number >= 0 (the weight of DKD's non-target term; 8 is the paper's)", lambda v: v >= 0),
+    dkd_warmup=(_number, "a number >= 0 (epochs over which DKD's weight ramps up; 0: none)", lambda v: v >= 0),
     teacher_cache=(_integer, 'an integer >= 0 (0: no cache)', lambda v: v >= 0),
     patch_size=(_integer, 'an integer >= 1', lambda v: v >= 1),
     grad_accum=(_integer, 'an integer >= 1', lambda v: v >= 1),
@@ -270,6 +274,13 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     teacher_run = RUN_PLAN[cfg.stage][1]
     name = stage_model_name(cfg)
     if teacher_run is None: cfg.kd_method = 'ce'
+    # the method's own defaults (`LOSS_DEFAULTS`); the CE baseline records KD's weight, which it does not use
+    defaults = LOSS_DEFAULTS.get(cfg.kd_method, LOSS_DEFAULTS['kd'])
+    if cfg.kd_alpha is None: cfg.kd_alpha = defaults['alpha']
+    if cfg.kd_method == 'dkd':
+        cfg.dkd_beta = defaults['beta'] if cfg.dkd_beta is None else cfg.dkd_beta
+        cfg.dkd_warmup = defaults['warmup'] if cfg.dkd_warmup is None else cfg.dkd_warmup
+    else: cfg.dkd_beta = cfg.dkd_warmup = None  # DKD's settings, given to a whole chain, mean nothing to its other runs
     if cfg.img_size is None:
         cfg.img_size = get_pretrained_cfg(name).input_size[-1] if cfg.pretrained else (info.image_size or (224,))[0]
     if cfg.batch_size is None: cfg.batch_size = DEFAULT_BATCH[cfg.arch]
@@ -350,6 +361,16 @@ def teacher_dir(cfg:StageConfig)->Path|None: # the finished run to distil from, 
                                 f"{teacher_run} run. {hint}")
     return folder
 
+# %% ../nbs/07_experiment.ipynb #e7a9a20a
+def method_warnings(cfg:StageConfig, # a resolved configuration whose epochs are known
+                   )->list[str]: # one sentence per setting the run will not reach
+    "What a stage's distillation settings would not reach within its epochs."
+    if cfg.kd_method == 'dkd' and cfg.dkd_warmup and cfg.epochs < cfg.dkd_warmup:
+        return [f"DKD's distillation weight ramps up over dkd_warmup={cfg.dkd_warmup:g} epochs, longer than this run's "
+                f"{cfg.epochs}: it reaches {cfg.epochs / cfg.dkd_warmup:.2f} of its value by the last step; "
+                "set -p dkd_warmup to a fraction of the epochs (the paper: 20 of 240)"]
+    return []
+
 # %% ../nbs/07_experiment.ipynb #3be201e3
 @dataclass
 class StageData:
@@ -391,6 +412,8 @@ def stage_data(cfg:StageConfig, # a resolved configuration
     if cfg.epochs is None:  # a sample budget: the same time on any dataset (about)
         _resolve_epochs(cfg, budget_epochs(cfg, ds.split_sizes['train']))
         if verbose: print(f"epochs: {cfg.epochs} (about {sample_budget(cfg):,} training samples)")
+    if verbose:
+        for warning in method_warnings(cfg): print(f'warning: {warning}')
     mean, std = input_norm(cfg, ds)
     dls = make_loaders(ds, cfg.batch_size // world, cfg.img_size, mean, std, device=device, seed=cfg.seed,
                        views=cfg.teacher_cache or None, rank=get_rank(), world_size=world)
@@ -530,6 +553,7 @@ def stage_learner(cfg:StageConfig, data:StageData, model:nn.Module,
     cache = teacher_dir(cfg)/'teacher_cache' if cfg.teacher_cache and teacher is not None else None
     return make_learner(model, data.dls, task=data.ds.task, kd_method=cfg.kd_method, teacher=teacher, teacher_input=adapter,
                         teacher_cache=cfg.teacher_cache, teacher_cache_folder=cache, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature,
+                        dkd_beta=cfg.dkd_beta, dkd_warmup=cfg.dkd_warmup,
                         lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, amp=cfg.amp,
                         grad_accum=cfg.grad_accum, clip_grad=cfg.clip_grad, channels_last=cfg.arch == 'cnn', compile=cfg.compile,
                         path=folder, monitor=cfg.monitor, resume=cfg.resume, quiet=quiet, config=asdict(cfg),

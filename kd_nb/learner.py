@@ -844,6 +844,8 @@ def make_learner(model:nn.Module, # the network to train
                  teacher_cache_folder:Path|str|None=None, # where the cached logits live; default: the run folder's teacher_cache/
                  kd_alpha:float|None=None, # distillation weight (default: 0.7 for KD, 1 for DKD)
                  kd_temperature:float=4., # softening temperature
+                 dkd_beta:float|None=None, # DKD's non-target weight (default: the paper's 8)
+                 dkd_warmup:float|None=None, # epochs over which DKD's weight ramps up (default: the paper's 20)
                  lr:float=1e-4, # peak learning rate (AdamW)
                  weight_decay:float=0.05, # AdamW weight decay
                  warmup_epochs:float=0., # linear warm-up before cosine annealing
@@ -863,7 +865,7 @@ def make_learner(model:nn.Module, # the network to train
                  cbs:list=(), # extra callbacks, e.g. the live dashboard
                 )->Learner:
     "A learner for one Teacher -> Assistant -> Student stage, with the callbacks its settings ask for."
-    loss = make_loss(kd_method, task, alpha=kd_alpha, T=kd_temperature)
+    loss = make_loss(kd_method, task, alpha=kd_alpha, T=kd_temperature, beta=dkd_beta, warmup=dkd_warmup)
     callbacks = [CosineSchedule(warmup_epochs), MixedPrecision(amp), StopOnNaN(), ProgressBar(quiet)]
     if grad_accum > 1: callbacks.append(GradAccumulation(grad_accum))
     if clip_grad: callbacks.append(GradClip(clip_grad))

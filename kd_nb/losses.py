@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['KD_METHODS', 'LossParts', 'soft_kl', 'KDLoss', 'binary_soft_kl', 'MultiLabelKDLoss', 'DKDLoss', 'make_loss']
+__all__ = ['KD_METHODS', 'LOSS_DEFAULTS', 'LossParts', 'soft_kl', 'KDLoss', 'binary_soft_kl', 'MultiLabelKDLoss', 'DKDLoss',
+           'make_loss']
 
 # %% ../nbs/03_losses.ipynb #4424b661
 class LossParts(NamedTuple):
@@ -119,21 +120,25 @@ class DKDLoss:
 
 # %% ../nbs/03_losses.ipynb #5d124e4c
 KD_METHODS = ('kd', 'dkd', 'ce')
+# each method's defaults, written once: KD's are the seed plan's (Hinton et al.'s loss at T 4, alpha 0.7); DKD's are
+# the paper's and mdistiller's CIFAR configuration. The 'ce' baseline is KD's loss with a distillation weight of 0.
+LOSS_DEFAULTS = {'kd': dict(alpha=0.7, T=4.), 'dkd': dict(alpha=1., beta=8., T=4., warmup=20.)}
 
 def make_loss(method:str='kd', # 'kd', 'dkd' or 'ce' (no distillation)
               task:str='multi-class', # the dataset's task; 'multi-label' switches to sigmoid/BCE losses
-              alpha:float|None=None, # distillation weight (KD: 0.7; DKD: TCKD weight 1)
+              alpha:float|None=None, # distillation weight (KD's term; DKD's target-class term); None: `LOSS_DEFAULTS`
               T:float=4., # softening temperature
-              beta:float=8., # DKD's non-target weight
-              warmup:float=20., # DKD's warm-up epochs
+              beta:float|None=None, # DKD's non-target weight; None: `LOSS_DEFAULTS`
+              warmup:float|None=None, # DKD's warm-up epochs; None: `LOSS_DEFAULTS`
              ): # a loss called as `loss(student_logits, targets, teacher_logits=None, epoch=0.)`
     "The loss for distillation `method` on a dataset of type `task`."
     if method not in KD_METHODS: raise ValueError(f"Unknown kd_method {method!r}; choose one of {', '.join(KD_METHODS)}.")
     multi_label = task == 'multi-label'
     if method == 'dkd':
         if multi_label: raise ValueError("DKD is defined for single-label tasks; use kd_method='kd' for multi-label data.")
-        return DKDLoss(1. if alpha is None else alpha, beta, T, warmup)
+        given = dict(alpha=alpha, beta=beta, T=T, warmup=warmup)
+        return DKDLoss(**(LOSS_DEFAULTS['dkd'] | {k: v for k, v in given.items() if v is not None}))
     cls = MultiLabelKDLoss if multi_label else KDLoss
     # the baseline is the same loss with no distillation weight: a teacher, if given, is ignored
     if method == 'ce': return cls(alpha=0., T=T)
-    return cls(0.7 if alpha is None else alpha, T)
+    return cls(LOSS_DEFAULTS['kd']['alpha'] if alpha is None else alpha, T)
