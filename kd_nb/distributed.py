@@ -13,7 +13,8 @@ from .core import default_device
 
 # %% auto #0
 __all__ = ['launched_distributed', 'is_distributed', 'get_rank', 'get_world_size', 'init_distributed', 'destroy_distributed',
-           'all_sum', 'all_true', 'gather_cat', 'barrier', 'run_on_main', 'broadcast_buffers', 'torchrun_command']
+           'all_sum', 'all_true', 'gather_cat', 'barrier', 'run_on_main', 'broadcast_buffers', 'broadcast_state',
+           'torchrun_command']
 
 # %% ../nbs/04b_distributed.ipynb #d22fa3af
 def launched_distributed()->bool: # True when a launcher started this process as one of several
@@ -121,17 +122,26 @@ def run_on_main(fn, # called on rank 0 only
     if kind == 'error': raise value
     return value
 
+def _broadcast(tensors, src:int):
+    device = _exchange_device()
+    for t in tensors:
+        data = t.detach().to(device).contiguous()
+        dist.broadcast(data, src)
+        t.data.copy_(data)
+
 def broadcast_buffers(model:nn.Module, # the same architecture on every process
                       src:int=0, # the rank whose buffers every process takes
                      )->nn.Module: # `model`, its buffers now rank `src`'s
     "Give every process rank `src`'s buffers (BatchNorm statistics), in place."
-    if not is_distributed(): return model
-    device = _exchange_device()
-    for buffer in model.buffers():
-        data = buffer.detach().to(device).contiguous()
-        dist.broadcast(data, src)
-        buffer.data.copy_(data)
+    if is_distributed(): _broadcast(model.buffers(), src)
     return model
+
+def broadcast_state(module:nn.Module, # the same architecture on every process
+                    src:int=0, # the rank whose values every process takes
+                   )->nn.Module: # `module`, its parameters and buffers now rank `src`'s
+    "Give every process rank `src`'s parameters and buffers, in place (what DDP does for the model it wraps)."
+    if is_distributed(): _broadcast(list(module.parameters()) + list(module.buffers()), src)
+    return module
 
 # %% ../nbs/04b_distributed.ipynb #f3bf2ac7
 def torchrun_command(nproc:int, # processes on this machine (one per GPU, or CPU processes)

@@ -23,7 +23,8 @@ from .verify import ensure_prepared
 from .loader import make_loaders
 from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported, model_input_config,
                           model_stats, WeightsUnavailableError)
-from .losses import KD_METHODS, LOSS_DEFAULTS
+from .losses import METHODS
+import kd_nb.methods  # registers the feature methods and DeiT
 from .metrics import MetricsCSV
 from .learner import Learner, make_learner, unwrap, monitor_mode, improves
 from .viz import LiveDashboard, plot_confusion, save_figure
@@ -31,13 +32,14 @@ from .distributed import init_distributed, destroy_distributed, launched_distrib
 
 # %% auto #0
 __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'QUICK_VIT_GRID', 'PARAM_RULES',
-           'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'nbs_file', 'preset_path', 'write_presets',
-           'StageConfig', 'stage_params', 'check_params', 'stage_model_name', 'stage_config', 'weights_file', 'variant',
-           'run_dir', 'run_status', 'exported_model_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm',
-           'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
-           'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
-           'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard',
-           'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
+           'STAGE_SETTINGS', 'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'nbs_file', 'preset_path',
+           'write_presets', 'StageConfig', 'stage_params', 'check_params', 'distilled_name', 'stage_model_name',
+           'method_settings', 'stage_config', 'weights_file', 'variant', 'run_name', 'run_dir', 'run_status',
+           'exported_model_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm', 'budget_epochs',
+           'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
+           'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
+           'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
+           'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -123,6 +125,7 @@ class StageConfig:
     preset:str = 'full' # 'full' or 'quick': defaults for the fields left as None
     pretrained:bool|str|None = None # ImageNet weights: True (timm's hub) or a local file or folder of them; False: from scratch
     teacher_dir:str|None = None # the run to distil from; default: the previous stage's folder
+    teacher_arch:str|None = None # the teacher's family, e.g. 'cnn' for a ViT student (DeiT's recipe); None: the chain's own
     epochs:int|None = None # None: from `train_samples` (the quick preset), else the preset's
     train_samples:int|None = None # with epochs None: train on about this many samples, whatever the dataset's size
     teacher_samples:int|None = None # with epochs None: the teacher run's budget instead (it must learn more than its students)
@@ -131,11 +134,12 @@ class StageConfig:
     weight_decay:float|None = None
     warmup_epochs:float|None = None # None: a tenth of the epochs
     img_size:int|None = None
-    kd_method:str|None = None # 'kd', 'dkd' or 'ce'; the teacher and the no-KD baseline always use 'ce'
+    kd_method:str|None = None # a registered method (`kd_nb.losses.METHODS`): 'kd', 'dkd', 'fitnets', 'at', 'rkd', 'pkt', 'dist', 'deit'...; the teacher and the no-KD baseline always use 'ce'
     kd_alpha:float|None = None # distillation weight (DKD: its target-class term); None: the method's, KD 0.7, DKD 1
     kd_temperature:float|None = None
     dkd_beta:float|None = None # DKD's non-target weight; None: the paper's 8
     dkd_warmup:float|None = None # epochs over which DKD's weight ramps up; None: the paper's 20
+    feat_weight:float|None = None # a feature method's weight; None: the method's (FitNets 100, AT 1000, RKD 25, PKT 30000)
     teacher_cache:int|None = None # K > 0: precompute the teacher's logits on K views per image
     amp:str|None = None # 'auto', 'gpu' (auto on a GPU, fp32 on the CPU), 'bf16', 'fp16' or 'off'
     compile:bool = False # torch.compile the model (worth it on a GPU for long stages; the first epoch pays the compilation)
@@ -226,6 +230,7 @@ PARAM_RULES = dict(
     kd_temperature=(_number, 'a number > 0 (4 is usual)', lambda v: v > 0),
     dkd_beta=(_number, "a number >= 0 (the weight of DKD's non-target term; 8 is the paper's)", lambda v: v >= 0),
     dkd_warmup=(_number, "a number >= 0 (epochs over which DKD's weight ramps up; 0: none)", lambda v: v >= 0),
+    feat_weight=(_number, "a number >= 0 (a feature method's weight)", lambda v: v >= 0),
     teacher_cache=(_integer, 'an integer >= 0 (0: no cache)', lambda v: v >= 0),
     patch_size=(_integer, 'an integer >= 1', lambda v: v >= 1),
     grad_accum=(_integer, 'an integer >= 1', lambda v: v >= 1),
@@ -251,10 +256,33 @@ def check_params(params:dict, # stage parameters as given: from papermill's -p, 
     if problems: raise ValueError('Bad stage parameter(s): ' + '; '.join(problems) + '.')
     return typed
 
+def distilled_name(name:str # a ViT's timm name, e.g. 'vit_tiny_patch16_224'
+                  )->str: # timm's distilled variant, e.g. 'deit_tiny_distilled_patch16_224'
+    "The DeiT model with a distillation token that has `name`'s architecture (DeiT-Ti/S/B are ViT-Ti/S/B)."
+    size = next((s for s in ('tiny', 'small', 'base') if name.startswith(f'vit_{s}_patch16_')), None)
+    if size is None: raise ValueError(f"The distillation token needs a ViT-Ti, ViT-S or ViT-B student (timm's deit_*_distilled); {name} is not one.")
+    return f'deit_{size}_distilled_patch16_224'
+
 def stage_model_name(cfg:StageConfig, # a stage configuration (`stage_config`'s, or one being resolved)
                     )->str: # the timm name, e.g. 'resnet18'
     "The timm name of the model a stage trains: its family's model for the run's role, or `model_name` if given."
-    return timm_name(cfg.arch, RUN_PLAN[cfg.stage][0], cfg.model_name)
+    name = timm_name(cfg.arch, RUN_PLAN[cfg.stage][0], cfg.model_name)
+    if cfg.kd_method and METHODS[cfg.kd_method].reads == 'heads' and not cfg.model_name: name = distilled_name(name)
+    return name
+
+# a stage parameter -> the method setting it tunes (`Method.defaults`): the one path from the stage to every method
+STAGE_SETTINGS = dict(kd_alpha='alpha', kd_temperature='T', dkd_beta='beta', dkd_warmup='warmup', feat_weight='weight')
+
+def method_settings(cfg:StageConfig, # a configuration whose `kd_method` is known
+                    given:set=frozenset(), # the parameters the user gave (the others take the method's defaults)
+                   )->dict: # setting -> value, as `make_loss` takes them
+    "Fill the stage parameters that tune the run's method: given, else the method's default; None where it has no such setting."
+    # the CE baseline records KD's alpha and T (which it does not use), as runs always have
+    defaults = METHODS['kd' if cfg.kd_method == 'ce' else cfg.kd_method].defaults
+    for param, setting in STAGE_SETTINGS.items():
+        if setting not in defaults: setattr(cfg, param, None)  # a chain's DKD beta means nothing to its FitNets run
+        elif param not in given or getattr(cfg, param) is None: setattr(cfg, param, defaults[setting])
+    return {s: getattr(cfg, p) for p, s in STAGE_SETTINGS.items() if getattr(cfg, p) is not None}
 
 def stage_config(**params, # any `StageConfig` fields; None means "from the preset, else derived"
                 )->StageConfig:
@@ -266,21 +294,17 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     params = check_params({k: for_family(v, arch, k) for k, v in params.items() if v is not None})
     cfg = StageConfig(**(preset_values(params.get('preset', 'full'), arch) | params))
     _choose('stage', cfg.stage, RUNS)
-    _choose('kd_method', cfg.kd_method, KD_METHODS)
+    _choose('kd_method', cfg.kd_method, tuple(METHODS))
+    _choose('teacher_arch', cfg.teacher_arch or arch, tuple(FAMILIES))
     _choose('amp', cfg.amp, AMP_CHOICES)
     cfg.data_root = str(Path(cfg.data_root).expanduser()) if cfg.data_root else str(data_root())
     cfg.experiments_root = str(Path(cfg.experiments_root).expanduser()) if cfg.experiments_root else str(experiments_root())
     info = dataset_info(cfg.dataset, cfg.data_root)  # unknown names list the known ones
     teacher_run = RUN_PLAN[cfg.stage][1]
     name = stage_model_name(cfg)
-    if teacher_run is None: cfg.kd_method = 'ce'
-    # the method's own defaults (`LOSS_DEFAULTS`); the CE baseline records KD's weight, which it does not use
-    defaults = LOSS_DEFAULTS.get(cfg.kd_method, LOSS_DEFAULTS['kd'])
-    if cfg.kd_alpha is None: cfg.kd_alpha = defaults['alpha']
-    if cfg.kd_method == 'dkd':
-        cfg.dkd_beta = defaults['beta'] if cfg.dkd_beta is None else cfg.dkd_beta
-        cfg.dkd_warmup = defaults['warmup'] if cfg.dkd_warmup is None else cfg.dkd_warmup
-    else: cfg.dkd_beta = cfg.dkd_warmup = None  # DKD's settings, given to a whole chain, mean nothing to its other runs
+    if teacher_run is None: cfg.kd_method, cfg.teacher_arch = 'ce', None
+    if cfg.teacher_arch == cfg.arch: cfg.teacher_arch = None  # the chain's own family: no mark in the run's name
+    method_settings(cfg, given=set(params))
     if cfg.img_size is None:
         cfg.img_size = get_pretrained_cfg(name).input_size[-1] if cfg.pretrained else (info.image_size or (224,))[0]
     if cfg.batch_size is None: cfg.batch_size = DEFAULT_BATCH[cfg.arch]
@@ -292,6 +316,12 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
         if cfg.patch_size is not None: raise ValueError("patch_size is a ViT setting; for small ResNet inputs use stem='cifar'.")
         if cfg.stem in (None, 'auto'): cfg.stem = 'cifar' if (not cfg.pretrained and cfg.img_size <= 64) else 'imagenet'
     if cfg.teacher_cache and teacher_run is None: cfg.teacher_cache = 0  # nothing to cache without a teacher
+    needs = METHODS[cfg.kd_method].needs
+    if cfg.teacher_cache and needs != 'logits':
+        if 'teacher_cache' in params:
+            raise ValueError(f"teacher_cache keeps the teacher's logits only; {cfg.kd_method} needs its {needs}, so its teacher runs "
+                             "online: drop teacher_cache (or set it to 0).")
+        cfg.teacher_cache = 0  # the preset's cache holds logits; this method's teacher runs online
     if cfg.epochs is None and not cfg.train_samples: raise ValueError("Set epochs, or train_samples to derive them from the dataset's size.")
     if cfg.epochs is not None: _resolve_epochs(cfg, cfg.epochs)
     if cfg.git_push: cfg.git_commit = True
@@ -320,13 +350,28 @@ def variant(cfg:StageConfig)->str: # 'imagenet_pretrained' or 'from_scratch'
     "The folder name of the weights' origin."
     return 'imagenet_pretrained' if cfg.pretrained else 'from_scratch'
 
+def run_name(run:str, # one of `RUNS`
+             method:str='kd', # the run's distillation method
+             teacher_arch:str|None=None, # the teacher's family, where it is not the chain's own
+            )->str: # e.g. 'student', 'student-fitnets', 'student_from_teacher-deit-cnn_teacher'
+    "A run's folder name: the run, then its method unless it is KD (or the run has no teacher), then a foreign teacher's family."
+    if RUN_PLAN[run][1] is None: return run  # the teacher and the no-KD baseline: one run whatever the method
+    return run + ('' if method in ('kd', 'ce') else f'-{method}') + (f'-{teacher_arch}_teacher' if teacher_arch else '')
+
 def run_dir(cfg:StageConfig, # a resolved configuration
-            run:str|None=None, # another run of the same chain (of the same seed); default: `cfg.stage`
-           )->Path: # `{arch}/{variant}/{dataset}/{run}/seed{seed}` under the experiments folder
-    "The folder of a run of this chain and seed; a run written before per-seed folders stays where it is."
-    folder = Path(cfg.experiments_root)/cfg.arch/variant(cfg)/cfg.dataset/(run or cfg.stage)
+            run:str|None=None, # another run of the same chain (of the same seed and method); default: `cfg.stage`
+           )->Path: # `{arch}/{variant}/{dataset}/{run name}/seed{seed}` under the experiments folder
+    "The folder of a run of this chain, method and seed; a run written before per-seed or per-method folders stays where it is."
+    run = run or cfg.stage
+    root = Path(cfg.experiments_root)/cfg.arch/variant(cfg)/cfg.dataset
+    teacher_arch = cfg.teacher_arch if run == cfg.stage else None  # the assistant a student distils from is the chain's own
+    folder = root/run_name(run, cfg.kd_method or 'kd', teacher_arch)
     legacy = folder/'config.yaml'  # files directly in {run}/: one seed, the one it was trained with
     if legacy.is_file() and yaml.safe_load(legacy.read_text()).get('seed') == cfg.seed: return folder
+    if folder.name != run:  # a method's run written before methods had folders: in {run}/seed{S}, with its method in its config
+        before = root/run/f'seed{cfg.seed}'/'config.yaml'
+        if before.is_file() and yaml.safe_load(before.read_text()).get('kd_method') == cfg.kd_method and not teacher_arch:
+            return before.parent
     return folder/f'seed{cfg.seed}'
 
 def run_status(folder:Path|str # a run folder
@@ -353,7 +398,11 @@ def teacher_dir(cfg:StageConfig)->Path|None: # the finished run to distil from, 
     "The teacher's run folder: `cfg.teacher_dir` or the previous stage's; one clear error if it is not finished."
     teacher_run = RUN_PLAN[cfg.stage][1]
     if teacher_run is None: return None
-    folder = Path(cfg.teacher_dir).expanduser() if cfg.teacher_dir else run_dir(cfg, teacher_run)
+    if cfg.teacher_dir: folder = Path(cfg.teacher_dir).expanduser()
+    elif cfg.teacher_arch:  # another family's run of the same role, dataset, variant and seed (DeiT: a CNN teacher for a ViT)
+        other = dataclasses.replace(cfg, arch=cfg.teacher_arch, teacher_arch=None, kd_method='kd')
+        folder = run_dir(other, teacher_run)
+    else: folder = run_dir(cfg, teacher_run)
     if run_status(folder) != 'finished' or not (exported_model_dir(folder)/'model.safetensors').is_file():
         hint = f"Run the {teacher_run} stage first: {_run_command(cfg, teacher_run)}." if not cfg.teacher_dir else \
                "Pass the folder of a finished run (it holds summary.json and checkpoints/model/)."
@@ -428,7 +477,7 @@ def stage_model(cfg:StageConfig, data:StageData)->nn.Module: # the model this st
     try:
         return create_model(cfg.arch, RUN_PLAN[cfg.stage][0], data.ds.num_classes, pretrained=weights, img_size=cfg.img_size,
                             in_chans=3, grad_checkpointing=cfg.grad_checkpointing, stem=cfg.stem or 'auto',
-                            patch_size=cfg.patch_size, model_name=cfg.model_name)
+                            patch_size=cfg.patch_size, model_name=stage_model_name(cfg))
     except WeightsUnavailableError as e:
         raise WeightsUnavailableError(f"{e} For a stage, give the file (or a folder of such files, one per architecture) as "
                                       "the pretrained parameter: -p pretrained /path/to/weights (papermill, kd_pipeline).") from None
@@ -525,6 +574,11 @@ def prepare_run_dir(cfg:StageConfig)->Path: # the run folder, ready to train int
 def _prepare_run_dir(cfg:StageConfig)->Path:
     lock_run(cfg)  # before anything in the folder is read or written
     folder, status = run_dir(cfg), run_status(run_dir(cfg))
+    held = load_config(folder).kd_method if (folder/'config.yaml').is_file() else cfg.kd_method
+    if held != cfg.kd_method and not cfg.overwrite:
+        raise FileExistsError(f"{folder} holds a {held} run, written before each method had a folder of its own; a {cfg.kd_method} "
+                              f"run goes there now. Move it to {folder.parent.parent/run_name(cfg.stage, held)/folder.name} "
+                              "(where its method's runs go and it is found), or pass overwrite=True to replace it.")
     if status == 'finished' and not cfg.overwrite:
         raise FileExistsError(f"{folder} already holds a finished {cfg.stage} run (summary.json). Pass overwrite=True "
                               "(-p overwrite True) to train it again, replacing its results.")
@@ -553,7 +607,7 @@ def stage_learner(cfg:StageConfig, data:StageData, model:nn.Module,
     cache = teacher_dir(cfg)/'teacher_cache' if cfg.teacher_cache and teacher is not None else None
     return make_learner(model, data.dls, task=data.ds.task, kd_method=cfg.kd_method, teacher=teacher, teacher_input=adapter,
                         teacher_cache=cfg.teacher_cache, teacher_cache_folder=cache, kd_alpha=cfg.kd_alpha, kd_temperature=cfg.kd_temperature,
-                        dkd_beta=cfg.dkd_beta, dkd_warmup=cfg.dkd_warmup,
+                        dkd_beta=cfg.dkd_beta, dkd_warmup=cfg.dkd_warmup, feat_weight=cfg.feat_weight,
                         lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, amp=cfg.amp,
                         grad_accum=cfg.grad_accum, clip_grad=cfg.clip_grad, channels_last=cfg.arch == 'cnn', compile=cfg.compile,
                         path=folder, monitor=cfg.monitor, resume=cfg.resume, quiet=quiet, config=asdict(cfg),

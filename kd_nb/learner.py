@@ -15,18 +15,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .core import atomic_path, default_device, to_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json
-from .losses import make_loss, LossParts
+from .losses import make_loss, LossParts, Outputs, Method
 from .metrics import classification_metrics, scores_from_logits, MetricsCSV
-from .models import export_model
-from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier, broadcast_buffers
+from .models import export_model, Tapped, forward_taps
+from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier, broadcast_buffers, broadcast_state
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
            'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Learner', 'adamw', 'fit',
-           'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip',
-           'MixedPrecision', 'ChannelsLast', 'CompileModel', 'unwrap', 'freeze', 'Distill', 'TeacherCache', 'CSVLogger',
-           'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves', 'SaveCheckpoint', 'StopOnNaN',
-           'ExportModel', 'ProgressBar', 'DataParallel', 'make_learner']
+           'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule',
+           'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'freeze', 'Distill',
+           'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
+           'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'ProgressBar', 'DataParallel', 'MethodGradSync',
+           'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -109,7 +110,7 @@ class Learner:
     def __init__(self,
                  model:nn.Module, # the network to train (the student, in a distillation stage)
                  dls, # loaders with `.train`, `.val` and optionally `.test`, yielding `(x, y, idx)` on the device
-                 loss_func, # called as `loss_func(pred, y, teacher_logits, epoch=...)`, returning `LossParts`
+                 loss_func, # a `Method`, called as `loss_func(outputs, y, teacher_out, epoch=..., idx=...)`, returning `LossParts`
                  task:str='multi-class', # the dataset's task, for metrics
                  lr:float=1e-4, # peak learning rate
                  wd:float=0.05, # AdamW weight decay (not applied to biases and norm layers)
@@ -121,12 +122,13 @@ class Learner:
                 ):
         self.device = default_device(device)
         self.model, self.dls, self.loss_func, self.task = model.to(self.device), dls, loss_func, task
+        if isinstance(loss_func, nn.Module): loss_func.to(self.device)  # a method's own layers live with the model
         self.lr, self.wd, self.opt_func = lr, wd, opt_func or adamw
         self.path, self.config = (Path(path) if path else None), dict(config or {})
         self.opt, self.training, self.epoch, self.n_epoch, self.start_epoch, self.opt_steps = None, False, 0, 0, 0, 0
         self.autocast = contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
-        self.teacher_logits, self.exception = None, None
+        self.teacher_out, self.exception = None, None
         self.cbs = []
         self.add_cbs([Recorder()] + list(cbs or []))
 
@@ -192,10 +194,12 @@ def adamw(model:nn.Module, # model whose parameters are optimised
     return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd, **(dict(fused=True) if on_gpu else {}))
 
 def _one_batch(self:Learner):
-    with self.autocast(): self.pred = self.model(self.xb)
+    with self.autocast(): out = self.model(self.xb)
+    self.out = out if isinstance(out, Outputs) else Outputs(out)
+    self.pred = self.out.logits
     self('after_pred')
     progress = self.epoch + self.iter / max(self.n_iter, 1)
-    self.loss_parts = self.loss_func(self.pred, self.yb, self.teacher_logits, epoch=progress)
+    self.loss_parts = self.loss_func(self.out, self.yb, self.teacher_out, epoch=progress, idx=self.idx)
     self.loss = self.loss_parts.total
     self('after_loss')
     if not self.training: return
@@ -211,20 +215,20 @@ def _step(self:Learner):
 
 def _all_batches(self:Learner):
     for self.iter, (self.xb, self.yb, self.idx) in enumerate(self.dl):
-        self.teacher_logits = None
+        self.teacher_out = None
         self._with_events(self._one_batch, 'batch', CancelBatchException)
 
 def _do_train(self:Learner):
     self.training, self.split, self.dl = True, 'train', self.dls.train
     self.n_iter = len(self.dl)
-    self.model.train()
+    self.model.train(); self.method_module().train()
     if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.epoch)
     self._with_events(self._all_batches, 'train', CancelTrainException)
 
 def _do_validate(self:Learner, split:str='val'):
     self.training, self.split, self.dl = False, split, getattr(self.dls, split)
     self.n_iter = len(self.dl)
-    self.model.eval()
+    self.model.eval(); self.method_module().eval()
     with torch.no_grad(): self._with_events(self._all_batches, 'validate', CancelValidException)
 
 def _do_epoch(self:Learner):
@@ -243,14 +247,35 @@ def fit(self:Learner,
     "Train for `n_epoch` epochs, evaluating on the validation (and test) split after each."
     self.n_epoch, self.start_epoch, self.exception = n_epoch, 0, None
     self.eval_splits = ['val'] + (['test'] if test_every_epoch and getattr(self.dls, 'test', None) is not None else [])
-    if self.opt is None: self.opt = self.opt_func(self.model, self.lr, self.wd)
+    if self.opt is None: self.opt = self.make_opt()
     try: self._with_events(self._do_fit, 'fit', CancelFitException)
     except BaseException as e:
         self.exception = e
         raise
     finally: self('cleanup_fit')
 
-for f in (_one_batch, _step, _all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
+def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
+          )->nn.Module: # the underlying module, whose state dict has the plain parameter names
+    "The module inside compile and DDP wrappers."
+    while True:
+        inner = getattr(model, '_orig_mod', None) or getattr(model, 'module', None)
+        if inner is None: return model
+        model = inner
+
+def method_module(self:Learner)->nn.Module: # the loss, if it is a module (a `Method`), else an empty one
+    "The distillation method as a module: its parameters and state go where the model's go."
+    return self.loss_func if isinstance(self.loss_func, nn.Module) else nn.Module()
+
+def make_opt(self:Learner)->torch.optim.Optimizer:
+    "The optimizer: `opt_func` over the model, then the method's own parameters as groups of their own."
+    opt = self.opt_func(unwrap(self.model), self.lr, self.wd)  # unwrapped: timm's no-decay list names the model's own parameters
+    own = [p for p in self.method_module().parameters() if p.requires_grad]
+    if own:
+        from timm.optim import param_groups_weight_decay
+        for group in param_groups_weight_decay(self.method_module(), self.wd): opt.add_param_group(group)
+    return opt
+
+for f in (method_module, make_opt, _one_batch, _step, _all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
 Learner.fit = fit
 
 # %% ../nbs/05_learner.ipynb #ec182ba4
@@ -288,13 +313,18 @@ class Recorder(Callback):
     def before_validate(self): self._start_split()
 
     def _start_split(self):
-        self.sums = torch.zeros(3, device=self.device)  # total, ce, kd, each weighted by batch size
+        self.sums, self.terms = None, None  # total and the method's named terms, each weighted by batch size
         self.count, self.preds, self.targets, self.idxs = 0, [], [], []
 
     def after_batch(self):
         if not hasattr(self.learn, 'loss_parts'): return
-        n = len(self.yb)
-        self.sums += torch.stack([p.detach().float() for p in self.loss_parts]) * n
+        n, parts = len(self.yb), self.loss_parts
+        if self.terms is None: self.terms = tuple(parts.terms)
+        elif tuple(parts.terms) != self.terms:
+            raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "
+                               "a method returns the same named terms for every batch (zero where a term does not apply).")
+        batch = torch.stack([parts.total.detach().float()] + [v.detach().float() for v in parts.terms.values()]) * n
+        self.sums = batch if self.sums is None else self.sums + batch
         self.count += n
         self.preds.append(self.pred.detach().float()); self.targets.append(self.yb.detach()); self.idxs.append(self.idx)
 
@@ -306,12 +336,12 @@ class Recorder(Callback):
 
     def _finish_split(self)->dict:
         split = self.split
-        sums, self.n_seen = all_sum(self.sums), int(all_sum(torch.tensor([self.count]))[0])  # over every process
+        sums, self.n_seen = all_sum(self.sums if self.sums is not None else torch.zeros(1, device=self.device)), int(all_sum(torch.tensor([self.count]))[0])  # over every process
         if self.n_seen == 0: return {}
-        total, ce, kd = (sums / self.n_seen).tolist()
+        total, *terms = (sums / self.n_seen).tolist()
         preds, targets = self._gathered()
         scores = scores_from_logits(preds, self.task)
-        res = {'loss': total, 'ce': ce, 'kd': kd} if split == 'train' else {'loss': total}
+        res = {'loss': total} | (dict(zip(self.terms, terms)) if split == 'train' else {})
         self.finite = bool(np.isfinite(scores).all()) and math.isfinite(total)
         metrics = classification_metrics(targets.cpu().numpy(), np.nan_to_num(scores), self.task)
         # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
@@ -408,14 +438,6 @@ class CompileModel(Callback):
     def before_fit(self):
         if not hasattr(self.model, '_orig_mod'): self.learn.model = torch.compile(self.model, **self.kwargs)
 
-def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
-          )->nn.Module: # the underlying module, whose state dict has the plain parameter names
-    "The module inside compile and DDP wrappers."
-    while True:
-        inner = getattr(model, '_orig_mod', None) or getattr(model, 'module', None)
-        if inner is None: return model
-        model = inner
-
 # %% ../nbs/05_learner.ipynb #7c6de5c4
 def freeze(model:nn.Module # the teacher
           )->nn.Module: # the same model, in eval mode with gradients off
@@ -430,7 +452,7 @@ def _teacher_on(device:torch.device, teacher:nn.Module, teacher_input=None)->nn.
     return freeze(teacher.to(device))
 
 class Distill(Callback):
-    "Online distillation: run the frozen teacher on each training batch."
+    "Online distillation: run the frozen teacher on each training batch (with its taps, for a feature method)."
     order, run_valid = -12, False
     def __init__(self,
                  teacher:nn.Module, # the trained teacher
@@ -439,11 +461,15 @@ class Distill(Callback):
     def before_fit(self):
         self.teacher = _teacher_on(self.device, self.teacher, self.teacher_input)
         if any(p.dim() == 4 for p in self.teacher.parameters()): self.teacher.to(memory_format=torch.channels_last)
+        self.features = getattr(self.loss_func, 'needs', 'logits') == 'features'
     def before_batch(self):
         x = self.xb if self.teacher_input is None else self.teacher_input(self.xb)
+        if self.features:  # no_grad, not inference mode: the method's backward keeps these tensors
+            with torch.no_grad(), self.autocast(): self.learn.teacher_out = forward_taps(self.teacher, x)
+            return
         with torch.inference_mode(), self.autocast(): logits = self.teacher(x)
         # a copy made outside inference mode: a loss may keep it for its backward pass, which inference tensors refuse
-        self.learn.teacher_logits = logits.to(torch.float32, copy=True)
+        self.learn.teacher_out = Outputs(logits.to(torch.float32, copy=True))
 
 # %% ../nbs/05_learner.ipynb #3e38335a
 def _fingerprint(model:nn.Module, *extra)->str:
@@ -464,7 +490,10 @@ class TeacherCache(Callback):
                 ): self.teacher, self.views, self.teacher_input, self.folder = teacher, views, teacher_input, folder
 
     def before_fit(self):
-        dl = self.dls.train
+        dl, needs = self.dls.train, getattr(self.loss_func, 'needs', 'logits')
+        if needs != 'logits':
+            raise ValueError(f"teacher_cache keeps the teacher's logits only; {self.loss_func.name} needs its {needs}, so its "
+                             "teacher runs online: set teacher_cache=0 (-p teacher_cache 0).")
         if getattr(dl, 'views', None) != self.views:
             raise ValueError(f"teacher_cache={self.views} needs the training loader built with views={self.views} "
                              f"(make_loaders(..., views={self.views})); this one has views={getattr(dl, 'views', None)}.")
@@ -497,7 +526,7 @@ class TeacherCache(Callback):
 
     def before_batch(self):
         views, idx = to_device(self.dl.view_of(self.idx, self.epoch), self.device), to_device(self.idx, self.device)
-        self.learn.teacher_logits = self.logits[views, idx].float()
+        self.learn.teacher_out = Outputs(self.logits[views, idx].float())
 
 # %% ../nbs/05_learner.ipynb #d0695519
 class CSVLogger(Callback):
@@ -628,7 +657,8 @@ class SaveCheckpoint(Callback):
         "Everything needed to continue training exactly."
         return dict(model=unwrap(self.model).state_dict(), optimizer=self.opt.state_dict(), scaler=self.scaler.state_dict(),
                     epoch=self.epoch, opt_steps=self.opt_steps, rng=_rng_state(), config=self.config,
-                    best=self.best, best_epoch=self.best_epoch, monitor=self.monitor, rows=self.recorder.rows)
+                    best=self.best, best_epoch=self.best_epoch, monitor=self.monitor, rows=self.recorder.rows,
+                    **({'method': method} if (method := self.learn.method_module().state_dict()) else {}))
 
     def _write(self, state:dict, best:bool):
         "Write `last.pt`, and make `best.pt` the same file (a hard link: no second write), each atomically."
@@ -658,6 +688,7 @@ class SaveCheckpoint(Callback):
         if not (self.resume and self.last_path.exists()): return
         state = load_checkpoint(self.last_path)
         unwrap(self.model).load_state_dict(state['model'])
+        if 'method' in state: self.learn.method_module().load_state_dict(state['method'])
         self.opt.load_state_dict(state['optimizer'])
         self.scaler.load_state_dict(state['scaler'])
         _set_rng_state(state['rng'])
@@ -780,7 +811,7 @@ class ProgressBar(Callback):
         "Throughput, running loss and the stage's time left, read from the recorder (the loss: one device read)."
         rec = self.recorder
         rate = rec.count * get_world_size() / max(now - rec.train_start, 1e-9)  # every process trains as fast
-        loss = (rec.sums[0] / max(rec.count, 1)).item()
+        loss = (rec.sums[0] / max(rec.count, 1)).item() if rec.sums is not None else float('nan')
         fraction = (self.epoch - self.start_epoch + done / max(self.n_iter, 1)) / max(self.n_epoch - self.start_epoch, 1)
         left = (now - self.fit_start) * (1 - fraction) / max(fraction, 1e-9)
         return f'{rate:,.0f} img/s | loss {loss:.4f} | stage ETA {_clock(left)}'
@@ -831,13 +862,23 @@ class DataParallel(Callback):
         no_sync = ('forward_sync_buffers' if 'forward_sync_buffers' in inspect.signature(ddp).parameters  # torch >= 2.14
                    else 'broadcast_buffers')
         self.learn.model = ddp(self.model, device_ids=ids, **{no_sync: False})
+        broadcast_state(self.learn.method_module())  # the method's own layers start alike on every process, as DDP makes the model's
     def before_validate(self): broadcast_buffers(unwrap(self.model))
+
+class MethodGradSync(Callback):
+    "Average the distillation method's own gradients across processes before each step (DDP averages the model's)."
+    order, run_valid = 0, False  # after GradAccumulation (-20), which cancels the steps in between, and before GradClip
+    def before_fit(self): self.params = [p for p in self.learn.method_module().parameters() if p.requires_grad]
+    def before_step(self):
+        if get_world_size() < 2: return
+        for p in self.params:
+            if p.grad is not None: p.grad.copy_(all_sum(p.grad) / get_world_size())
 
 # %% ../nbs/05_learner.ipynb #28253844
 def make_learner(model:nn.Module, # the network to train
                  dls, # loaders with `.train`, `.val`, `.test`
                  task:str='multi-class', # the dataset's task
-                 kd_method:str='kd', # 'kd', 'dkd', or 'ce' (no distillation)
+                 kd_method:str='kd', # a registered method (`kd_nb.losses.METHODS`): 'kd', 'dkd', 'fitnets', ..., or 'ce' (no distillation)
                  teacher:nn.Module|None=None, # the frozen teacher; required unless kd_method='ce'
                  teacher_input=None, # optional `f(x) -> x` adapting batches to the teacher's input
                  teacher_cache:int=0, # K > 0: distil from logits cached on K views (loader built with views=K)
@@ -846,6 +887,7 @@ def make_learner(model:nn.Module, # the network to train
                  kd_temperature:float=4., # softening temperature
                  dkd_beta:float|None=None, # DKD's non-target weight (default: the paper's 8)
                  dkd_warmup:float|None=None, # epochs over which DKD's weight ramps up (default: the paper's 20)
+                 feat_weight:float|None=None, # a feature method's weight (default: the method's, from its paper)
                  lr:float=1e-4, # peak learning rate (AdamW)
                  weight_decay:float=0.05, # AdamW weight decay
                  warmup_epochs:float=0., # linear warm-up before cosine annealing
@@ -865,15 +907,19 @@ def make_learner(model:nn.Module, # the network to train
                  cbs:list=(), # extra callbacks, e.g. the live dashboard
                 )->Learner:
     "A learner for one Teacher -> Assistant -> Student stage, with the callbacks its settings ask for."
-    loss = make_loss(kd_method, task, alpha=kd_alpha, T=kd_temperature, beta=dkd_beta, warmup=dkd_warmup)
+    # every stage parameter goes to every method: each takes the settings it has (`Method.defaults`)
+    loss = make_loss(kd_method, task, alpha=kd_alpha, T=kd_temperature, beta=dkd_beta, warmup=dkd_warmup, weight=feat_weight)
+    if loss.needs is not None and teacher is None:
+        raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
+    if loss.reads != 'logits': model = Tapped(model, heads=loss.reads == 'heads')
+    loss.setup(unwrap(model), teacher)  # the method's own layers exist before the optimizer is made
     callbacks = [CosineSchedule(warmup_epochs), MixedPrecision(amp), StopOnNaN(), ProgressBar(quiet)]
     if grad_accum > 1: callbacks.append(GradAccumulation(grad_accum))
     if clip_grad: callbacks.append(GradClip(clip_grad))
     if channels_last: callbacks.append(ChannelsLast())
     if compile: callbacks.append(CompileModel())
-    if get_world_size() > 1: callbacks.append(DataParallel())
-    if kd_method != 'ce':
-        if teacher is None: raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
+    if get_world_size() > 1: callbacks += [DataParallel(), MethodGradSync()]
+    if loss.needs is not None:
         callbacks.append(TeacherCache(teacher, teacher_cache, teacher_input, teacher_cache_folder) if teacher_cache else Distill(teacher, teacher_input))
     if path is not None:
         callbacks += [CSVLogger(), SaveCheckpoint(monitor, resume=resume)]

@@ -15,13 +15,14 @@ from torch.utils.flop_counter import FlopCounterMode
 import timm
 from timm.models import get_pretrained_cfg, load_state_dict, adapt_input_conv
 from safetensors.torch import save_file
+from .losses import Outputs
 from .core import atomic_path, write_json, default_device, amp_dtype, synchronize
 
 # %% auto #0
 __all__ = ['FAMILIES', 'CHAIN', 'WEIGHT_SUFFIXES', 'timm_name', 'WeightsUnavailableError', 'create_model', 'model_input_config',
-           'export_model', 'load_exported', 'ForwardHooks', 'layer_outputs', 'evaluating', 'feature_maps',
-           'unfused_attention', 'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout',
-           'count_flops', 'model_stats']
+           'export_model', 'load_exported', 'ForwardHooks', 'tap_indices', 'tap_modules', 'tap_channels',
+           'forward_taps', 'Tapped', 'layer_outputs', 'evaluating', 'feature_maps', 'unfused_attention',
+           'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout', 'count_flops', 'model_stats']
 
 # %% ../nbs/02_models.ipynb #b914bdeb
 FAMILIES = {'cnn': {'teacher': 'resnet50', 'assistant': 'resnet34', 'student': 'resnet18'},
@@ -291,9 +292,56 @@ class ForwardHooks:
 def _no_hooks_left(model):
     return all(not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks) for m in model.modules())
 
+# %% ../nbs/02_models.ipynb #b81fd7dc
+def tap_indices(model:nn.Module # a timm ResNet or ViT
+               )->list[int]: # the indices `forward_intermediates` takes for the family's taps
+    "Where a model is tapped for feature distillation: a ResNet's four stages, a ViT's every fourth block."
+    info = getattr(model, 'feature_info', None)
+    if not info: raise ValueError(f"{type(model).__name__} has no timm feature_info to tap; feature distillation needs a timm model.")
+    stages = [i for i, f in enumerate(info) if f['module'].startswith('layer')]
+    if stages: return stages
+    if hasattr(model, 'blocks'):
+        depth = len(model.blocks)
+        return sorted({max(depth * q // 4 - 1, 0) for q in (1, 2, 3, 4)})
+    raise ValueError(f"{type(model).__name__}: kd_nb taps ResNets (layer1..layer4) and ViTs (blocks).")
+
+def tap_modules(model:nn.Module # a timm ResNet or ViT
+               )->list[str]: # the module names of its taps, e.g. ['layer1', ..., 'layer4']
+    "The names of the modules whose outputs are a model's taps."
+    return [model.feature_info[i]['module'] for i in tap_indices(model)]
+
+def tap_channels(model:nn.Module # a timm ResNet or ViT
+                )->list[int]: # each tap's channels, then the pooled embedding's size last
+    "The width of each tap and of the embedding: what a method's own layers (a FitNets regressor) are sized from."
+    return [model.feature_info[i]['num_chs'] for i in tap_indices(model)] + [getattr(model, 'head_hidden_size', model.num_features)]
+
+def forward_taps(model:nn.Module, # a timm ResNet or ViT
+                 x:Tensor, # a batch of normalised images
+                )->Outputs: # logits, the taps' outputs (B, C_i, H_i, W_i) and the pooled embedding (B, D)
+    "One forward pass that also returns the taps and the embedding; its logits are `model(x)`'s."
+    final, feats = model.forward_intermediates(x, indices=tap_indices(model))
+    pooled = model.forward_head(final, pre_logits=True)
+    return Outputs(model.get_classifier()(pooled), feats, pooled)
+
+class Tapped(nn.Module):
+    "A model that returns `Outputs` while training, for a distillation method, and plain logits in eval mode."
+    def __init__(self,
+                 model:nn.Module, # the student
+                 heads:bool=False, # a distilled ViT (DeiT): return its two heads' logits instead of taps
+                ):
+        super().__init__()
+        self.module, self.heads = model, heads  # `module`: `kd_nb.learner.unwrap` reaches the model through it
+        if heads: model.set_distilled_training(True)
+    def forward(self, x:Tensor):
+        if not self.training: return self.module(x)
+        if not self.heads: return forward_taps(self.module, x)
+        cls_logits, dist_logits = self.module(x)
+        # the mean of the two heads is what the model predicts in eval mode (timm, as DeiT reports): the training metrics read it
+        return Outputs((cls_logits + dist_logits) / 2, heads=(cls_logits, dist_logits))
+
 # %% ../nbs/02_models.ipynb #913b3ee1
 def _layer_modules(model:nn.Module, names:list[str]|None)->dict[str, nn.Module]:
-    names = names or [n for n in ('layer1', 'layer2', 'layer3', 'layer4') if hasattr(model, n)]
+    names = names or (tap_modules(model) if hasattr(model, 'layer1') else [])
     if not names: raise ValueError(f"{type(model).__name__} has no ResNet layers (layer1..layer4); pass `names`, "
                                    "or use attention_maps for a ViT.")
     modules = {n: model.get_submodule(n) for n in names}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_pipeline.ipynb #b0b27714
 from __future__ import annotations
-import argparse, os, re, subprocess, sys, time, json
+import argparse, dataclasses, os, re, subprocess, sys, time, json
 from pathlib import Path
 import yaml
 import kd_nb
@@ -15,12 +15,14 @@ from .verify import ensure_prepared
 from .models import CHAIN
 from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs,
-                              nbs_file, preset_path)
+                              nbs_file, preset_path, run_name)
+from .losses import METHODS
 from .distributed import torchrun_command
 
 # %% auto #0
-__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook',
-           'stage_command', 'run_stage_torchrun', 'stage_plan', 'runs_table', 'run_pipeline', 'main']
+__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'teacher_dir_of', 'run_plan', 'stage_notebook', 'stage_kernel',
+           'run_stage_notebook', 'stage_command', 'run_stage_torchrun', 'stage_plan', 'runs_table', 'run_pipeline',
+           'main']
 
 # %% ../nbs/08_pipeline.ipynb #8f1ddf4c
 class PipelineError(RuntimeError):
@@ -35,16 +37,35 @@ def pipeline_runs(stages:list[str]|None=None, # runs to do, in any order; defaul
     if unknown: raise PipelineError(f"Unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(RUNS)}.")
     return [run for run in RUNS if run in chosen]
 
-def check_plan(configs:dict, # run -> its `StageConfig`
+def check_plan(configs:dict, # run name (`run_name`) -> its `StageConfig`, in the order they run
               ):
     "Refuse a plan in which a run's teacher is neither finished nor trained earlier in the same plan."
     planned = []
-    for run, cfg in configs.items():
-        teacher = RUN_PLAN[run][1]
-        if teacher and not cfg.teacher_dir and teacher not in planned and run_status(run_dir(cfg, teacher)) != 'finished':
-            raise PipelineError(f"{run} distils from the {teacher}, which has no finished run in {run_dir(cfg, teacher)}: "
-                                f"add it to --stages (or drop --stages to run the chain).")
-        planned.append(run)
+    for name, cfg in configs.items():
+        teacher = RUN_PLAN[cfg.stage][1]
+        if teacher and not cfg.teacher_dir:
+            folder = teacher_dir_of(cfg)
+            if folder.parent.name not in planned and run_status(folder) != 'finished':
+                raise PipelineError(f"{name} distils from the {teacher}, which has no finished run in {folder}: "
+                                    f"add it to --stages (or drop --stages to run the chain).")
+        planned.append(name)
+
+def teacher_dir_of(cfg:StageConfig)->Path: # where the run's teacher is, finished or not
+    if cfg.teacher_arch: return run_dir(dataclasses.replace(cfg, arch=cfg.teacher_arch, teacher_arch=None, kd_method='kd'), RUN_PLAN[cfg.stage][1])
+    return run_dir(cfg, RUN_PLAN[cfg.stage][1])
+
+def run_plan(base:dict, # the stage parameters every run shares (checked)
+             runs:list[str], # from `pipeline_runs`
+             methods:list[str]|None, # distillation methods; None: the one `base` (or the preset) names
+             seed:int, # the seed of this plan
+            )->dict: # run name -> `StageConfig`, in the order they run
+    "One seed's runs: the runs without a teacher once, every distilled run once per method, each in its own folder."
+    plan = {}
+    for run in runs:
+        for method in (methods or [None]) if RUN_PLAN[run][1] else [None]:
+            cfg = stage_config(**(base | dict(stage=run, seed=seed) | ({'kd_method': method} if method else {})))
+            plan[run_name(run, cfg.kd_method, cfg.teacher_arch)] = cfg
+    return plan
 
 # %% ../nbs/08_pipeline.ipynb #466e4a73
 def stage_notebook()->Path: # a checkout's nbs/train_stage.ipynb, else the installed package's copy
@@ -158,6 +179,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                  notebook:str|None=None, # the stage notebook; default: `stage_notebook()`
                  log_output:bool=True, # stream each stage's printed output
                  nproc:int|None=None, # run each stage with `kd_stage` on this many processes under torchrun; None: papermill
+                 methods:list[str]|None=None, # distil each distilled run with each of these methods (`kd_nb.losses.METHODS`)
                 )->dict: # run -> per seed 'skipped', 'trained' or 'resumed'; and 'report' -> results.md (or None)
     "Train a chain (and its baselines) stage by stage through papermill (or torchrun), seed after seed, then write the report."
     runs = pipeline_runs(stages, baselines)
@@ -171,15 +193,18 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
     unknown = set(base) - set(STAGE_PARAMS)
     if unknown: raise PipelineError(f"Unknown stage parameter(s) {', '.join(sorted(unknown))}; a stage takes {', '.join(STAGE_PARAMS)}.")
     first = stage_config(**base, stage=runs[0]).seed  # every parameter checked before anything runs
-    plans = {seed: {run: stage_config(**(base | dict(stage=run, seed=seed))) for run in runs} for seed in range(first, first + seeds)}
+    if methods is not None:
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown or not methods: raise PipelineError(f"--methods {','.join(methods)}: choose from {', '.join(METHODS)}.")
+    plans = {seed: run_plan(base, runs, methods, seed) for seed in range(first, first + seeds)}
     for configs in plans.values(): check_plan(configs)
     say = print if log_output else (lambda *a, **k: None)
     if nproc is None: say(f"== stage notebook: {Path(notebook or stage_notebook()).resolve()}")
     ensure_prepared(dataset, base['data_root'], source=source, verbose=log_output)
     train_images = load_dataset(dataset, base['data_root']).split_sizes['train']
-    done, rows = {run: [] for run in runs}, []
+    done, rows = {name: [] for name in plans[first]}, []
     for seed, configs in plans.items():  # a whole chain per seed: an interrupted study leaves whole chains
-        for run, cfg in configs.items():
+        for run, cfg in configs.items():  # `run`: the run's name, e.g. 'student-fitnets'
             folder, name = run_dir(cfg), f"{run} (seed {seed})"
             status = run_status(folder)
             if status == 'finished' and not cfg.overwrite:
@@ -188,7 +213,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
             say(f"== {name}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {folder}")
             start = time.perf_counter()
             # the pipeline commits after the stage, so the executed notebook is part of the commit
-            stage_params = base | dict(stage=run, seed=seed, git_commit=False, git_push=False)
+            stage_params = base | dict(stage=cfg.stage, seed=seed, git_commit=False, git_push=False, kd_method=cfg.kd_method)
             if nproc is None: run_stage_notebook(cfg, stage_params, notebook, kernel, log_output)
             else: run_stage_torchrun(cfg, stage_params, nproc, log_output)
             summary = json.loads((folder/'summary.json').read_text())
@@ -213,6 +238,8 @@ def _parser()->argparse.ArgumentParser:
     p.add_argument('--scratch', action='store_true', help='train from scratch (the quick preset always does)')
     p.add_argument('--baselines', action='store_true', help='add the student without KD and the student distilled from the teacher')
     p.add_argument('--stages', nargs='+', metavar='STAGE', help=f"the runs to do, of {', '.join(RUNS)}")
+    p.add_argument('--methods', type=lambda s: [m.strip() for m in s.split(',') if m.strip()], metavar='M1,M2,...',
+                   help="distil each distilled run once per method, e.g. kd,dkd,fitnets,at,rkd,dist; the teacher and the no-KD run train once")
     p.add_argument('--seeds', type=int, default=1, metavar='N',
                    help='train every run with N seeds (the seed parameter, default 42, and the ones after it); the report gives 95%% intervals across them')
     p.add_argument('--source', help='a local copy of the dataset to prepare from (no download)')
@@ -241,7 +268,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
             return 0
         done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.seeds, args.source,
                             params, args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet,
-                            args.nproc)
+                            args.nproc, args.methods)
     except (PipelineError, DataError, ValueError, FileNotFoundError, FolderLockedError) as e:
         print(f'kd_pipeline: {e}', file=sys.stderr)
         return 1

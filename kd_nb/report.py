@@ -22,7 +22,7 @@ from .viz import save_figure, draw_confusion
 __all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference',
            'method_difference', 'seeds_needed', 'verdict', 'baseline_rates', 'chain_baselines', 'summarise_seeds',
            'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'plot_confusion_matrices', 'results_table',
-           'chain_findings', 'write_report']
+           'chain_findings', 'method_comparison', 'methods_table', 'write_report']
 
 # %% ../nbs/09_report.ipynb #e80dffa2
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
@@ -44,7 +44,7 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
         cost, monitor = s.get('stats') or {}, s['monitor'].removeprefix('val_')
         rows.append(dict(arch=s['arch'], variant=s['variant'], dataset=s['dataset'], run=s['run'],
                          seed=(s.get('config') or {}).get('seed', StageConfig.seed), model=s['model'],
-                         kd_method=s['kd_method'], params_m=cost.get('params', math.nan) / 1e6,
+                         kd_method=s['kd_method'], teacher_arch=(s.get('config') or {}).get('teacher_arch'), params_m=cost.get('params', math.nan) / 1e6,
                          gflops=cost.get('flops', math.nan) / 1e9, latency_ms_bs1=cost.get('latency_ms_bs1', math.nan),
                          latency_ms_bs64=cost.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
@@ -416,6 +416,45 @@ def chain_findings(chain:pd.DataFrame # the `collect_runs` rows of one chain (on
     baselines = _baselines(chain)
     return out + ([baselines] if baselines else [])
 
+# %% ../nbs/09_report.ipynb #6ec8e1c4
+def _method_label(kd_method:str, teacher_arch)->str:
+    return kd_method + (f' ({teacher_arch} teacher)' if isinstance(teacher_arch, str) and teacher_arch else '')
+
+def method_comparison(chain:pd.DataFrame # the `collect_runs` rows of one chain, every method's (one or more seeds per run)
+                     )->list[dict]: # per distilled run and method: seeds, test acc and interval, vs KD and vs no KD
+    "Each distilled run's methods side by side: accuracy with its interval, and the differences from KD and from no KD."
+    chain = chain.assign(method=[_method_label(m, t) for m, t in zip(chain['kd_method'], chain['teacher_arch'])])
+    scores = lambda rows: {int(s): run_image_scores(f) for s, f in zip(rows['seed'], rows['folder'])}
+    no_kd = chain[chain['run'] == 'student_no_kd']
+    base = scores(no_kd) if len(no_kd) else None
+    out = []
+    for run in ('assistant', 'student', 'student_from_teacher'):
+        runs = chain[chain['run'] == run]
+        if runs['method'].nunique() < 2 and base is None: continue
+        kd = runs[runs['method'] == 'kd']
+        kd_scores = scores(kd) if len(kd) else None
+        for method, rows in runs.groupby('method', sort=False):
+            s = scores(rows)
+            acc = accuracy_interval(np.stack(list(s.values())))
+            row = dict(run=run, method=method, seeds=len(rows), test_acc=float(rows['test_acc'].mean()), low=acc['low'], high=acc['high'])
+            if kd_scores is not None and method != 'kd': row['vs_kd'] = method_difference(s, kd_scores)
+            if base is not None and run != 'assistant': row['vs_no_kd'] = method_difference(s, base)
+            out.append(row)
+    return out
+
+def _diff_cell(d:dict|None)->str:
+    if d is None: return ''
+    flag = ' (one run a side)' if d['method'] == 'one run' else ''
+    return f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]{flag}"
+
+def methods_table(rows:list[dict] # from `method_comparison`
+                 )->str: # a markdown table
+    "The method comparison as a markdown table."
+    lines = ['| run | method | seeds | test acc (95% CI) | vs KD | vs no KD |', '|---|---|---:|---|---|---|']
+    lines += [f"| {RUN_LABELS[r['run']]} | {r['method']} | {r['seeds']} | {r['test_acc']:.4f} ({_span(r['low'], r['high'], '.4f')}) | "
+              f"{_diff_cell(r.get('vs_kd'))} | {_diff_cell(r.get('vs_no_kd'))} |" for r in rows]
+    return '\n'.join(lines)
+
 # %% ../nbs/09_report.ipynb #fdd00215
 def _shown(path:Path)->str:
     "A path as a reader of the checkout knows it: relative to the project root when inside it."
@@ -444,8 +483,10 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
                 )->Path: # the results.md written
     "Collect every finished run and write results.md with its figures."
     root, out = Path(root or experiments_root()), Path(out or figures_root())
-    seeds = collect_runs(root)
-    if not len(seeds): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/seed*/summary.json): run a stage first, "
+    every = collect_runs(root)
+    # the chain's sections read its KD runs and the runs without a teacher; `method_comparison` reads the rest
+    seeds = every[every['kd_method'].isin(['kd', 'ce']) & every['teacher_arch'].isna()] if len(every) else every
+    if not len(every): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/seed*/summary.json): run a stage first, "
                                                "e.g. kd_pipeline --arch cnn --dataset cifar10 --preset quick.")
     runs = summarise_seeds(seeds)
     lines = ['# kd_nb results', '', *_protocol(len(runs), len(seeds), root)]
@@ -463,6 +504,11 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
             lines += [f'![learning curves]({arch}_{stem}_learning_curves.png)', '']
             save_figure(plot_confusion_matrices(chain), out/f'{arch}_{stem}_confusion.png')
             lines += [f'![test confusion matrices]({arch}_{stem}_confusion.png)', '']
+            methods = every[(every['arch'] == arch) & (every['variant'] == variant) & (every['dataset'] == dataset)]
+            compared = method_comparison(methods) if methods['kd_method'].nunique() > 2 or methods['teacher_arch'].notna().any() else []
+            if compared: lines += [f'#### {arch}: methods compared', '', methods_table(compared), '',
+                                   *[f"- {RUN_LABELS[r['run']]}, {r['method']} against {what}: {verdict(r[key])}"
+                                     for r in compared for key, what in (('vs_kd', 'KD'), ('vs_no_kd', 'no KD')) if key in r], '']
     if runs['run'].isin(BASELINES).any():
         save_figure(plot_ablation(runs), out/'assistant_ablation.png')
         lines += ['## Assistant ablation', '', '![assistant ablation](assistant_ablation.png)', '']
