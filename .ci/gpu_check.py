@@ -98,6 +98,28 @@ def chains(device, data, epochs, tiny, out, root):
          largest_callbacks_s=largest(events, 12), goal='<= 0.10')
 
 
+def methods(device, data, epochs, tiny, out, root):
+    "Every registered method's stage on the device: the teacher-to-student run of each family, after `chains` made the teachers."
+    from kd_nb.experiment import run_stage
+    from kd_nb.losses import METHODS
+    common = dict(dataset='cifar10', preset='quick', epochs=epochs, live=False, source=str(data),
+                  data_root=str(root/'data'), experiments_root=str(root/'experiments'), device=device)
+    if tiny: common |= dict(dataset=tiny, batch_size=32, latency_batches=[1])
+    plan = [('cnn', m, None) for m in METHODS if m != 'ce' and METHODS[m].reads != 'heads']
+    plan += [('vit', m, None) for m in ('at', 'crd', 'dist')] + [('vit', m, 'cnn') for m in METHODS if METHODS[m].reads == 'heads']
+    for arch, method, teacher_arch in plan:
+        name = f"method {arch}/{method}{f' ({teacher_arch} teacher)' if teacher_arch else ''}"
+        start = time.perf_counter()
+        try: summary = run_stage(arch=arch, stage='student_from_teacher', kd_method=method, teacher_arch=teacher_arch, **common)
+        except Exception as e:
+            emit(check=name, ok=False, error=f'{type(e).__name__}: {e}', trace=traceback.format_exc()[-2000:])
+            continue
+        row = _last_row(summary)
+        emit(check=name, ok=True, model=summary['model'], test_acc=summary['test']['acc'], wall_s=time.perf_counter() - start,
+             epochs_s=summary['train_time_s'], amp=summary['config']['amp'], gpu_peak_mb=row.get('gpu_peak_mb'),
+             terms={k: v for k, v in row.items() if k.startswith('train_') and k not in ('train_acc', 'train_precision', 'train_recall', 'train_f1', 'train_auc')})
+
+
 def _train_images(summary):
     sizes = json.loads((Path(summary['config']['data_root'])/summary['dataset']/'metadata.json').read_text())['counts']
     return sizes['train'] // summary['config']['batch_size'] * summary['config']['batch_size']
@@ -156,6 +178,8 @@ def benchmarks(device, tiny, root):
              ('viz', dict(device=d, batch_size=128, epochs=3)),
              ('progress', dict(device=d, batch_size=128, epochs=3)),
              ('loader', dict(device=d)),
+             ('methods', dict(device=d, family='cnn', batch_size=128)),
+             ('methods', dict(device=d, family='vit', batch_size=128)),
              ('peer', dict(device=d, img_size=32, epochs=30)),
              ('peer', dict(device=d, img_size=224, epochs=3, batch_size=64))]
     if tiny:  # the machinery only
@@ -165,8 +189,10 @@ def benchmarks(device, tiny, root):
                      viz=dict(device=d, img_size=16, epochs=1, repeats=1, n_train=256),
                      progress=dict(device=d, img_size=16, epochs=1, repeats=1, n_train=256),
                      loader=dict(device=d, batch_size=4, batches=2, img_size=32, workers=0, min_seconds=0),
+                     methods=dict(device=d, family='vit', img_size=16, batch_size=16, n_train=64, repeats=1, data='generated'),
                      peer=dict(device=d, img_size=16, epochs=1, workers=0, batch_size=32, dataset=tiny, data_root=str(root/'data')))
-        plans = [(name, small[name]) for name, _ in plans[:-1]]
+        plans = list(dict.fromkeys((name, None) for name, _ in plans[:-1]))
+        plans = [(name, small[name]) for name, _ in plans]
     elif torch.cuda.device_count() >= 2: plans.append(('ddp', dict(nproc=2, batch_size=256, epochs=3)))  # NCCL, a GPU per process
     for name, options in plans:
         if name == 'viz' and not (_importable('ipywidgets') and _importable('IPython')):
@@ -186,7 +212,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', default=None, help='a cifar-10-batches-py folder; default .gpu-data/ or ../shared/data/')
     parser.add_argument('--out', default=os.environ.get('OUT'), help='folder for gpu_check.jsonl and the summaries')
-    parser.add_argument('--only', default='chains,cuda,bench', help='comma-separated: chains, cuda, bench')
+    parser.add_argument('--only', default='chains,methods,cuda,bench', help='comma-separated: chains, methods (needs chains), cuda, bench')
     parser.add_argument('--epochs', type=int, default=5, help="epochs of each chain stage")
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--tiny', action='store_true', help='tiny settings: checks the machinery, measures nothing')
@@ -212,6 +238,7 @@ def main(argv=None):
             failed = [dict(cell=i, error=err) for i, _, err in results if err]
             emit(check='notebook runner (CPU cells of 03_losses)', ok=bool(results) and not failed, cells=len(results), failed=failed)
     if 'chains' in parts: chains(device, data, 1 if tiny else args.epochs, tiny, out, root)
+    if 'methods' in parts: methods(device, data, 1 if tiny else args.epochs, tiny, out, root)
     if 'bench' in parts: benchmarks(device, tiny, root)
     emit(check='gpu-check', ok=not FAILED, failed=FAILED, seconds=time.perf_counter() - start)
     return 1 if FAILED else 0

@@ -14,7 +14,7 @@ from .core import shared_data, default_device, synchronize
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
            'loop_benchmark', 'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark',
-           'peer_benchmark', 'ddp_benchmark', 'step_peak_memory', 'memory_benchmark']
+           'peer_benchmark', 'ddp_benchmark', 'step_peak_memory', 'memory_benchmark', 'methods_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -557,6 +557,15 @@ class _StopAfter:
                 if self.training and self.iter + 1 >= n: raise CancelFitException()
         return StopAfter()
 
+def _method_student(family, stage, img_size, kd_method=None, **kw):
+    "The stage's student; for a method that reads two heads (DeiT), timm's distilled ViT of the same size."
+    from kd_nb.losses import METHODS
+    if kd_method and METHODS[kd_method].reads == 'heads':
+        from kd_nb.experiment import distilled_name
+        from kd_nb.models import FAMILIES
+        return _model(family, stage, img_size, model_name=distilled_name(FAMILIES[family][stage]), **kw)
+    return _model(family, stage, img_size, **kw)
+
 def step_peak_memory(family:str, # model family: 'cnn' or 'vit'
                      stage:str, # the stage trained: 'teacher', 'assistant' or 'student'
                      teacher_stage:str|None=None, # the stage distilled from, or None for no teacher
@@ -566,6 +575,7 @@ def step_peak_memory(family:str, # model family: 'cnn' or 'vit'
                      grad_checkpointing:bool=True, # recompute activations in the backward pass
                      steps:int=2, # training steps (two, so AdamW's state is allocated)
                      device:str='cuda', # where to train
+                     kd_method:str|None=None, # the distillation method; default: KD with a teacher, else none
                     )->float|None: # peak MB from `torch.cuda.max_memory_allocated`; None off CUDA
     "Peak GPU memory (MB) of `steps` training steps of a stage, with its teacher if given; None on a CPU."
     from kd_nb.learner import make_learner
@@ -574,9 +584,9 @@ def step_peak_memory(family:str, # model family: 'cnn' or 'vit'
     free_memory()
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
     dls, _ = _bench_loaders(batch_size, img_size, device, n_train=batch_size * steps, n_eval=batch_size, data='generated')
-    student = _model(family, stage, img_size, grad_checkpointing=grad_checkpointing).to(device)
+    student = _method_student(family, stage, img_size, kd_method, grad_checkpointing=grad_checkpointing).to(device)
     teacher = _model(family, teacher_stage, img_size).to(device) if teacher_stage else None
-    learn = make_learner(student, dls, kd_method='kd' if teacher is not None else 'ce', teacher=teacher, amp=amp,
+    learn = make_learner(student, dls, kd_method=kd_method or ('kd' if teacher is not None else 'ce'), teacher=teacher, amp=amp,
                          channels_last=family == 'cnn', quiet=True, device=device, cbs=[_StopAfter(steps)])
     learn.fit(1)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == 'cuda' else None
@@ -603,6 +613,54 @@ def memory_benchmark(img_size:int=224, # input size
     return res | dict(max_mb=max(res.values()), budget_mb=5.5 * 1024, fits=max(res.values()) < 5.5 * 1024, img_size=img_size,
                       cnn_batch=cnn_batch, vit_batch=vit_batch, amp=amp, grad_checkpointing=grad_checkpointing,
                       gpu=torch.cuda.get_device_name(default_device(device)))
+
+# %% ../nbs/90_bench.ipynb #4e2c09d3
+def _method_epoch(student, dls, method:str, teacher=None, cache:int=0)->float: # training seconds of one epoch
+    from kd_nb.learner import make_learner
+    learn = make_learner(student, dls, kd_method=method, teacher=teacher if method != 'ce' else None, teacher_cache=cache,
+                         amp='auto', quiet=True, device=dls.train.device)
+    learn.fit(1, test_every_epoch=False)
+    return learn.recorder.train_time
+
+@benchmark('methods')
+def methods_benchmark(family:str='cnn', # 'cnn' (ResNet-50 -> ResNet-18) or 'vit' (ViT-B -> ViT-Ti)
+                      img_size:int=32, # input size of the timed epochs
+                      batch_size:int=64, # training batch size
+                      views:int=2, # K: cached views per image, for the logit methods
+                      repeats:int=2, # epochs of each method, alternating; the fastest counts
+                      device:str='cpu', # where to train
+                      data:str='auto', # 'auto': the shared CIFAR-10 copy if present, else 'generated'
+                      n_train:int=2_048, # training images
+                      methods:str='all', # comma-separated method names, or 'all' (those defined for the family)
+                     )->dict: # per method its epoch time and ratio (`{m}_vs_plain` or `{m}_vs_online_kd`), and on CUDA `{m}_extra_mb`
+    "The training cost of every distillation method against the plain student (logit methods cached) or online KD (feature methods)."
+    import copy
+    from kd_nb.losses import METHODS
+    device = default_device(device)
+    names = [m for m in (METHODS if methods == 'all' else methods.split(',')) if m != 'ce']
+    unknown = [m for m in names if m not in METHODS]
+    if unknown: raise ValueError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
+    if family != 'vit': names = [m for m in names if METHODS[m].reads != 'heads']  # DeiT's token is a ViT's
+    dls, described = _bench_loaders(batch_size, img_size, device, n_train=n_train, data=data)
+    cached_dls, _ = _bench_loaders(batch_size, img_size, device, n_train=n_train, views=views, data=data)
+    teacher = _model(family, 'teacher', img_size).to(device)
+    inits = {m: _method_student(family, 'student', img_size, m).to(device) for m in ['ce', 'kd', *names]}
+    logit = lambda m: METHODS[m].needs == 'logits'
+    runs = [('plain', 'ce', dls, 0), ('online_kd', 'kd', dls, 0)] + [(m, m, cached_dls if logit(m) else dls, views if logit(m) else 0) for m in names]
+    times = {key: [] for key, *_ in runs}
+    for _ in range(repeats):
+        for key, method, loaders, cache in runs:
+            times[key].append(_method_epoch(copy.deepcopy(inits[method]), loaders, method, teacher, cache))
+    best = {k: min(v) for k, v in times.items()}
+    res = dict(plain_epoch_s=best['plain'], online_kd_epoch_s=best['online_kd'])
+    for m in names:
+        res[f'{m}_epoch_s'] = best[m]
+        res[f'{m}_vs_plain' if logit(m) else f'{m}_vs_online_kd'] = best[m] / best['plain' if logit(m) else 'online_kd']
+    if device.type == 'cuda':  # the memory each method needs at 224 px, over the plain student's
+        plain_mb = step_peak_memory(family, 'student', None, batch_size, 224, device=device)
+        for m in names: res[f'{m}_extra_mb'] = step_peak_memory(family, 'student', 'teacher', batch_size, 224, device=device, kd_method=m) - plain_mb
+    return res | dict(views=views, teacher=teacher.kd_config['model_name'], student=inits['ce'].kd_config['model_name'],
+                      img_size=img_size, batch_size=batch_size, device=str(device), data=described)
 
 # %% ../nbs/90_bench.ipynb #7a508ce5
 #| eval: false

@@ -301,8 +301,8 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
     cfg.experiments_root = str(Path(cfg.experiments_root).expanduser()) if cfg.experiments_root else str(experiments_root())
     info = dataset_info(cfg.dataset, cfg.data_root)  # unknown names list the known ones
     teacher_run = RUN_PLAN[cfg.stage][1]
-    name = stage_model_name(cfg)
     if teacher_run is None: cfg.kd_method, cfg.teacher_arch = 'ce', None
+    name = stage_model_name(cfg)
     if cfg.teacher_arch == cfg.arch: cfg.teacher_arch = None  # the chain's own family: no mark in the run's name
     method_settings(cfg, given=set(params))
     if cfg.img_size is None:
@@ -391,8 +391,10 @@ def _run_command(cfg, run):
     flags = f"-p arch {cfg.arch} -p stage {run} -p dataset {cfg.dataset} -p preset {cfg.preset}"
     if cfg.pretrained != PRESETS[cfg.preset]['pretrained']: flags += f" -p pretrained {cfg.pretrained}"
     seed = f" -p seed {cfg.seed}" if cfg.seed != StageConfig.seed else ''
+    method = cfg.kd_method if RUN_PLAN[run][1] and cfg.kd_method not in (None, 'kd', 'ce') else None
+    if method: flags += f" -p kd_method {method}"
     return (f"papermill nbs/train_stage.ipynb {run}.ipynb {flags}{seed}  (or: kd_pipeline --arch {cfg.arch} --dataset {cfg.dataset} "
-            f"--preset {cfg.preset}{'' if cfg.pretrained else ' --scratch'} --stages {run}{seed})")
+            f"--preset {cfg.preset}{'' if cfg.pretrained else ' --scratch'} --stages {run}{seed}{f' --methods {method}' if method else ''})")
 
 def teacher_dir(cfg:StageConfig)->Path|None: # the finished run to distil from, or None for runs without a teacher
     "The teacher's run folder: `cfg.teacher_dir` or the previous stage's; one clear error if it is not finished."
@@ -574,7 +576,7 @@ def prepare_run_dir(cfg:StageConfig)->Path: # the run folder, ready to train int
 def _prepare_run_dir(cfg:StageConfig)->Path:
     lock_run(cfg)  # before anything in the folder is read or written
     folder, status = run_dir(cfg), run_status(run_dir(cfg))
-    held = load_config(folder).kd_method if (folder/'config.yaml').is_file() else cfg.kd_method
+    held = (load_config(folder).kd_method if (folder/'config.yaml').is_file() else None) or cfg.kd_method
     if held != cfg.kd_method and not cfg.overwrite:
         raise FileExistsError(f"{folder} holds a {held} run, written before each method had a folder of its own; a {cfg.kd_method} "
                               f"run goes there now. Move it to {folder.parent.parent/run_name(cfg.stage, held)/folder.name} "

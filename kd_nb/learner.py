@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .core import atomic_path, default_device, to_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json
-from .losses import make_loss, LossParts, Outputs, Method
+from .losses import make_loss, LossParts, Outputs
 from .metrics import classification_metrics, scores_from_logits, MetricsCSV
 from .models import export_model, Tapped, forward_taps
 from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier, broadcast_buffers, broadcast_state
@@ -884,7 +884,7 @@ def make_learner(model:nn.Module, # the network to train
                  teacher_cache:int=0, # K > 0: distil from logits cached on K views (loader built with views=K)
                  teacher_cache_folder:Path|str|None=None, # where the cached logits live; default: the run folder's teacher_cache/
                  kd_alpha:float|None=None, # distillation weight (default: 0.7 for KD, 1 for DKD)
-                 kd_temperature:float=4., # softening temperature
+                 kd_temperature:float|None=None, # softening temperature (default: the method's: 4 for KD and DKD, 1 for DIST, 3 for soft DeiT)
                  dkd_beta:float|None=None, # DKD's non-target weight (default: the paper's 8)
                  dkd_warmup:float|None=None, # epochs over which DKD's weight ramps up (default: the paper's 20)
                  feat_weight:float|None=None, # a feature method's weight (default: the method's, from its paper)
@@ -912,7 +912,7 @@ def make_learner(model:nn.Module, # the network to train
     if loss.needs is not None and teacher is None:
         raise ValueError(f"kd_method={kd_method!r} distils from a teacher: pass `teacher=`, or use kd_method='ce'.")
     if loss.reads != 'logits': model = Tapped(model, heads=loss.reads == 'heads')
-    loss.setup(unwrap(model), teacher)  # the method's own layers exist before the optimizer is made
+    loss.setup(unwrap(model), teacher, getattr(dls.train, 'dataset_size', None))  # its own layers exist before the optimizer is made
     callbacks = [CosineSchedule(warmup_epochs), MixedPrecision(amp), StopOnNaN(), ProgressBar(quiet)]
     if grad_accum > 1: callbacks.append(GradAccumulation(grad_accum))
     if clip_grad: callbacks.append(GradClip(clip_grad))

@@ -66,6 +66,7 @@ class Method(nn.Module):
     def setup(self,
               student:nn.Module, # the model being trained (its `feature_info` gives the taps' channels)
               teacher:nn.Module|None, # the frozen teacher, or None
+              n_samples:int|None=None, # the training images (a memory bank's rows)
              ):
         "Build the method's own parameters for this pair of models; called once, before the optimizer is made."
 

@@ -14,7 +14,7 @@ from .models import tap_channels
 def _wide(x:Tensor)->Tensor: return x if x.dtype == torch.float64 else x.float()  # float32 at least: autocast gives bf16/fp16
 
 # %% auto #0
-__all__ = ['FitNets', 'attention_map', 'AT', 'RKD', 'PKT', 'DIST', 'DeiT', 'DeiTSoft', 'method_table']
+__all__ = ['FitNets', 'attention_map', 'AT', 'RKD', 'PKT', 'CRD', 'DIST', 'DeiT', 'DeiTSoft', 'method_table']
 
 # %% ../nbs/03b_methods.ipynb #bde4f9ad
 @register_method
@@ -23,7 +23,7 @@ class FitNets(Method):
     name, needs, reads = 'fitnets', 'features', 'taps'
     defaults = dict(weight=100., hint=2) # mdistiller's CIFAR configuration (FEAT_WEIGHT 100); the third tap
 
-    def setup(self, student:nn.Module, teacher:nn.Module|None):
+    def setup(self, student:nn.Module, teacher:nn.Module|None, n_samples:int|None=None):
         c_s, c_t = tap_channels(student)[self.hint], tap_channels(teacher)[self.hint]
         self.regressor = nn.Sequential(nn.Conv2d(c_s, c_t, 1, bias=False), nn.BatchNorm2d(c_t), nn.ReLU())
 
@@ -104,6 +104,57 @@ class PKT(Method):
         p_s, p_t = _conditional_similarity(_wide(student.pooled)), _conditional_similarity(_wide(teacher.pooled))
         pkt = self.weight * (p_t * (torch.log(p_t + 1e-7) - torch.log(p_s + 1e-7))).mean()
         return LossParts(ce + pkt, {'ce': ce, 'pkt': pkt})
+
+# %% ../nbs/03b_methods.ipynb #6341af06
+@register_method
+class CRD(Method):
+    "Contrastive representation distillation: CE + weight × NCE loss of each model's projection against the other's memory bank."
+    name, needs, reads = 'crd', 'features', 'taps'
+    defaults = dict(weight=0.8, dim=128, T=0.07, negatives=16384, momentum=0.5) # mdistiller's CRD configuration
+
+    def setup(self, student:nn.Module, teacher:nn.Module|None, n_samples:int|None=None):
+        if not n_samples: raise ValueError("CRD keeps a memory bank of every training image: give the learner loaders that know their size.")
+        self.embed_s = nn.Linear(tap_channels(student)[-1], self.dim)
+        self.embed_t = nn.Linear(tap_channels(teacher)[-1], self.dim)
+        bound = 1 / (self.dim / 3) ** 0.5  # the paper's initialisation of the banks
+        for name in ('memory_s', 'memory_t'):
+            self.register_buffer(name, F.normalize(torch.rand(n_samples, self.dim) * 2 * bound - bound, dim=1))
+        self.register_buffer('z', torch.full((2,), -1.))  # the partition estimates (student's bank, teacher's), set on the first batch
+        self.k = min(int(self.negatives), n_samples - 1)
+
+    def sample(self, idx:Tensor)->Tensor: # (B, 1 + K): each image's own index, then K others drawn uniformly
+        "The bank rows each image is contrasted with: its own first."
+        n = self.memory_s.shape[0]
+        others = torch.randint(0, n - 1, (len(idx), self.k), device=idx.device)
+        others = others + (others >= idx[:, None]).long()  # skip the image itself
+        return torch.cat([idx[:, None], others], 1)
+
+    def _nce(self, v:Tensor, memory:Tensor, rows:Tensor, which:int)->Tensor:
+        scores = torch.exp(torch.bmm(memory[rows], v.unsqueeze(2)).squeeze(2) / self.T)  # (B, 1 + K)
+        if self.z[which] < 0: self.z[which] = scores.mean().detach() * memory.shape[0]
+        p = scores / self.z[which].clone()  # a copy: the next call sets the other estimate in place, which backward would see
+        noise = self.k / memory.shape[0]
+        return -(torch.log(p[:, 0] / (p[:, 0] + noise)).sum() + torch.log(noise / (p[:, 1:] + noise)).sum()) / len(v)
+
+    def forward(self, student:Outputs, targets:Tensor, teacher:Outputs|None=None, epoch:float=0., idx=None)->LossParts:
+        if teacher is None: return self.no_teacher(student, targets, 'crd')
+        if idx is None: raise ValueError("CRD addresses its memory banks by the images' indices: pass `idx` (the loader yields it).")
+        ce = self.hard_loss(student.logits, targets)
+        v_s = F.normalize(self.embed_s(student.pooled.to(self.embed_s.weight.dtype)), dim=1)
+        v_t = F.normalize(self.embed_t(teacher.pooled.to(self.embed_t.weight.dtype)), dim=1)
+        idx = idx.to(v_s.device)
+        rows = self.sample(idx)
+        crd = self.weight * (self._nce(v_t, self.memory_s, rows, 0) + self._nce(v_s, self.memory_t, rows, 1))
+        if self.training: self.update_memory(idx, v_s.detach(), v_t.detach())
+        return LossParts(ce + crd, {'ce': ce, 'crd': crd})
+
+    @torch.no_grad()
+    def update_memory(self, idx:Tensor, v_s:Tensor, v_t:Tensor):
+        "Move the banks' rows of this batch towards its projections (every process's batch, under DDP)."
+        from kd_nb.distributed import get_world_size, gather_cat
+        if get_world_size() > 1: idx, v_s, v_t = gather_cat(idx), gather_cat(v_s), gather_cat(v_t)
+        for memory, v in ((self.memory_s, v_s), (self.memory_t, v_t)):
+            memory[idx] = F.normalize(memory[idx] * self.momentum + v.to(memory.dtype) * (1 - self.momentum), dim=1)
 
 # %% ../nbs/03b_methods.ipynb #d991aab2
 def _pearson_gap(a:Tensor, b:Tensor, eps:float=1e-8)->Tensor: # 1 - the mean Pearson correlation of the rows of a and b
