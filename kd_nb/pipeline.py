@@ -15,7 +15,7 @@ from .verify import ensure_prepared
 from .models import CHAIN
 from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs,
-                              nbs_file, preset_path, run_name)
+                              nbs_file, preset_path, run_name, exported_model_dir)
 from .losses import METHODS
 from .distributed import torchrun_command
 
@@ -45,7 +45,12 @@ def check_plan(configs:dict, # run name (`run_name`) -> its `StageConfig`, in th
         teacher = RUN_PLAN[cfg.stage][1]
         if teacher and not cfg.teacher_dir:
             folder = teacher_dir_of(cfg)
-            if folder.parent.name not in planned and run_status(folder) != 'finished':
+            finished = run_status(folder) == 'finished'
+            if finished and not (exported_model_dir(folder)/'model.safetensors').is_file():  # the pipeline would skip it
+                raise PipelineError(f"{name} distils from {folder}, a finished run whose exported model is gone (its clean.sh "
+                                    f"removes checkpoints/): train the {teacher} again (-p overwrite True, --stages {teacher}), "
+                                    "or pass teacher_dir of a run that has its model.")
+            if folder.parent.name not in planned and not finished:
                 raise PipelineError(f"{name} distils from the {teacher}, which has no finished run in {folder}: "
                                     f"add it to --stages (or drop --stages to run the chain).")
         planned.append(name)
