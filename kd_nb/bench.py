@@ -635,6 +635,7 @@ def methods_benchmark(family:str='cnn', # 'cnn' (ResNet-50 -> ResNet-18) or 'vit
                      )->dict: # per method its epoch time and ratio (`{m}_vs_plain` or `{m}_vs_online_kd`), and on CUDA `{m}_extra_mb`
     "The training cost of every distillation method against the plain student (logit methods cached) or online KD (feature methods)."
     import copy
+    import kd_nb.methods  # registers the feature methods and DeiT beside KD and DKD
     from kd_nb.losses import METHODS
     device = default_device(device)
     names = [m for m in (METHODS if methods == 'all' else methods.split(',')) if m != 'ce']
