@@ -489,7 +489,8 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
     if not len(every): raise FileNotFoundError(f"No finished runs under {root} (no */*/*/*/seed*/summary.json): run a stage first, "
                                                "e.g. kd_pipeline --arch cnn --dataset cifar10 --preset quick.")
     runs = summarise_seeds(seeds)
-    lines = ['# kd_nb results', '', *_protocol(len(runs), len(seeds), root)]
+    n_runs = every['folder'].map(lambda f: str(Path(f).parent)).nunique()  # every method's run, not only the chains' KD runs
+    lines = ['# kd_nb results', '', *_protocol(n_runs, len(every), root)]
     for (variant, dataset), group in runs.groupby(['variant', 'dataset'], observed=True):
         stem = f'{variant}_{dataset}'
         lines += [f'## {variant.replace("_", " ")} · {dataset}', '']
