@@ -46,7 +46,7 @@ def check_plan(configs:dict, # run name (`run_name`) -> its `StageConfig`, in th
         if teacher and not cfg.teacher_dir:
             folder = teacher_dir_of(cfg)
             finished = run_status(folder) == 'finished'
-            if finished and not (exported_model_dir(folder)/'model.safetensors').is_file():  # the pipeline would skip it
+            if finished and not cfg.overwrite and not (exported_model_dir(folder)/'model.safetensors').is_file():  # it would be skipped
                 raise PipelineError(f"{name} distils from {folder}, a finished run whose exported model is gone (its clean.sh "
                                     f"removes checkpoints/): train the {teacher} again (-p overwrite True, --stages {teacher}), "
                                     "or pass teacher_dir of a run that has its model.")
@@ -55,7 +55,9 @@ def check_plan(configs:dict, # run name (`run_name`) -> its `StageConfig`, in th
                                     f"add it to --stages (or drop --stages to run the chain).")
         planned.append(name)
 
-def teacher_dir_of(cfg:StageConfig)->Path: # where the run's teacher is, finished or not
+def teacher_dir_of(cfg:StageConfig # a resolved configuration of a run with a teacher
+                  )->Path: # the folder of its teacher run, finished or not
+    "Where a run's teacher is trained: the previous stage of its chain and method, or another family's (`teacher_arch`)."
     if cfg.teacher_arch: return run_dir(dataclasses.replace(cfg, arch=cfg.teacher_arch, teacher_arch=None, kd_method='kd'), RUN_PLAN[cfg.stage][1])
     return run_dir(cfg, RUN_PLAN[cfg.stage][1])
 
