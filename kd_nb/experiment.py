@@ -35,11 +35,11 @@ __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_P
            'STAGE_SETTINGS', 'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'nbs_file', 'preset_path',
            'write_presets', 'StageConfig', 'stage_params', 'check_params', 'distilled_name', 'stage_model_name',
            'method_settings', 'stage_config', 'weights_file', 'variant', 'run_name', 'run_dir', 'run_status',
-           'exported_model_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm', 'budget_epochs',
-           'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher', 'check_teacher',
-           'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir', 'stage_learner',
-           'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard', 'evaluate_test',
-           'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
+           'exported_model_dir', 'teacher_run_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm',
+           'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
+           'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
+           'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard',
+           'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -396,15 +396,20 @@ def _run_command(cfg, run):
     return (f"papermill nbs/train_stage.ipynb {run}.ipynb {flags}{seed}  (or: kd_pipeline --arch {cfg.arch} --dataset {cfg.dataset} "
             f"--preset {cfg.preset}{'' if cfg.pretrained else ' --scratch'} --stages {run}{seed}{f' --methods {method}' if method else ''})")
 
+def teacher_run_dir(cfg:StageConfig # a resolved configuration of a run with a teacher
+                   )->Path: # the folder its teacher run is in, finished or not
+    "Where a run's teacher is: `cfg.teacher_dir`, another family's run (`teacher_arch`), or the previous stage of its chain and method."
+    teacher_run = RUN_PLAN[cfg.stage][1]
+    if cfg.teacher_dir: return Path(cfg.teacher_dir).expanduser()
+    if cfg.teacher_arch:  # another family's run of the same role, dataset, variant and seed (DeiT: a CNN teacher for a ViT)
+        return run_dir(dataclasses.replace(cfg, arch=cfg.teacher_arch, teacher_arch=None, kd_method='kd'), teacher_run)
+    return run_dir(cfg, teacher_run)
+
 def teacher_dir(cfg:StageConfig)->Path|None: # the finished run to distil from, or None for runs without a teacher
     "The teacher's run folder: `cfg.teacher_dir` or the previous stage's; one clear error if it is not finished."
     teacher_run = RUN_PLAN[cfg.stage][1]
     if teacher_run is None: return None
-    if cfg.teacher_dir: folder = Path(cfg.teacher_dir).expanduser()
-    elif cfg.teacher_arch:  # another family's run of the same role, dataset, variant and seed (DeiT: a CNN teacher for a ViT)
-        other = dataclasses.replace(cfg, arch=cfg.teacher_arch, teacher_arch=None, kd_method='kd')
-        folder = run_dir(other, teacher_run)
-    else: folder = run_dir(cfg, teacher_run)
+    folder = teacher_run_dir(cfg)
     if run_status(folder) != 'finished' or not (exported_model_dir(folder)/'model.safetensors').is_file():
         hint = f"Run the {teacher_run} stage first: {_run_command(cfg, teacher_run)}." if not cfg.teacher_dir else \
                "Pass the folder of a finished run (it holds summary.json and checkpoints/model/)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_pipeline.ipynb #b0b27714
 from __future__ import annotations
-import argparse, dataclasses, os, re, subprocess, sys, time, json
+import argparse, os, re, subprocess, sys, time, json
 from pathlib import Path
 import yaml
 import kd_nb
@@ -15,14 +15,13 @@ from .verify import ensure_prepared
 from .models import CHAIN
 from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs,
-                              nbs_file, preset_path, run_name, exported_model_dir)
+                              nbs_file, preset_path, run_name, exported_model_dir, teacher_run_dir)
 from .losses import METHODS
 from .distributed import torchrun_command
 
 # %% auto #0
-__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'teacher_dir_of', 'run_plan', 'stage_notebook', 'stage_kernel',
-           'run_stage_notebook', 'stage_command', 'run_stage_torchrun', 'stage_plan', 'runs_table', 'run_pipeline',
-           'main']
+__all__ = ['PipelineError', 'pipeline_runs', 'check_plan', 'run_plan', 'stage_notebook', 'stage_kernel', 'run_stage_notebook',
+           'stage_command', 'run_stage_torchrun', 'stage_plan', 'runs_table', 'run_pipeline', 'main']
 
 # %% ../nbs/08_pipeline.ipynb #8f1ddf4c
 class PipelineError(RuntimeError):
@@ -44,7 +43,7 @@ def check_plan(configs:dict, # run name (`run_name`) -> its `StageConfig`, in th
     for name, cfg in configs.items():
         teacher = RUN_PLAN[cfg.stage][1]
         if teacher and not cfg.teacher_dir:
-            folder = teacher_dir_of(cfg)
+            folder = teacher_run_dir(cfg)
             finished = run_status(folder) == 'finished'
             if finished and not cfg.overwrite and not (exported_model_dir(folder)/'model.safetensors').is_file():  # it would be skipped
                 raise PipelineError(f"{name} distils from {folder}, a finished run whose exported model is gone (its clean.sh "
@@ -54,12 +53,6 @@ def check_plan(configs:dict, # run name (`run_name`) -> its `StageConfig`, in th
                 raise PipelineError(f"{name} distils from the {teacher}, which has no finished run in {folder}: "
                                     f"add it to --stages (or drop --stages to run the chain).")
         planned.append(name)
-
-def teacher_dir_of(cfg:StageConfig # a resolved configuration of a run with a teacher
-                  )->Path: # the folder of its teacher run, finished or not
-    "Where a run's teacher is trained: the previous stage of its chain and method, or another family's (`teacher_arch`)."
-    if cfg.teacher_arch: return run_dir(dataclasses.replace(cfg, arch=cfg.teacher_arch, teacher_arch=None, kd_method='kd'), RUN_PLAN[cfg.stage][1])
-    return run_dir(cfg, RUN_PLAN[cfg.stage][1])
 
 def run_plan(base:dict, # the stage parameters every run shares (checked)
              runs:list[str], # from `pipeline_runs`
