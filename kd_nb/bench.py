@@ -4,17 +4,22 @@
 
 # %% ../nbs/90_bench.ipynb #4126bcac
 from __future__ import annotations
-import sys, json, time, inspect, argparse, collections, contextlib
+import sys, json, time, types, inspect, argparse, itertools, collections, contextlib
+from functools import partial
 from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
+import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from .core import shared_data, default_device, synchronize
+from .learner import Callback, CancelFitException
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
-           'loop_benchmark', 'kd_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark',
-           'peer_benchmark', 'ddp_benchmark', 'step_peak_memory', 'memory_benchmark', 'methods_benchmark']
+           'loop_benchmark', 'kd_benchmark', 'OpCounter', 'ops_benchmark', 'seconds_per_call', 'amp_benchmark',
+           'viz_benchmark', 'progress_benchmark', 'peer_benchmark', 'ddp_benchmark', 'step_peak_memory',
+           'memory_benchmark', 'methods_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -279,6 +284,133 @@ def kd_benchmark(family:str='cnn', # teacher: the family's teacher, student: its
                 plain_epoch_s=plain, online_epoch_s=online, cached_epoch_s=cached, cache_build_s=build, views=views,
                 stage_epochs=stage_epochs, teacher=teacher.kd_config['model_name'], student=init.kd_config['model_name'],
                 img_size=img_size, batch_size=batch_size, device=str(device), data=described)
+
+# %% ../nbs/90_bench.ipynb #bddd8850
+_NOT_KERNELS = frozenset({'aten.detach.default', 'aten.alias.default', 'aten.lift_fresh.default', 'aten.empty.memory_format',
+                          'aten.empty_strided.default', 'aten.new_empty_strided.default', 'aten.empty_like.default'})
+
+class OpCounter(TorchDispatchMode):
+    "Count the ATen ops that run a kernel, by name, while active (`with OpCounter() as c:`); views, allocations and profiler marks run none."
+    def __init__(self): super().__init__(); self.counts = collections.Counter()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        if not (func.is_view or name in _NOT_KERNELS or name.startswith('profiler.')): self.counts[name] += 1
+        return func(*args, **(kwargs or {}))
+    @property
+    def total(self)->int: return sum(self.counts.values()) # every op counted
+
+# %% ../nbs/90_bench.ipynb #0e0dd038
+class _StepWindow(Callback):
+    "Count ops (or time the host) from the start of training batch `start` to that of `start + steps`, then stop the fit."
+    order, run_valid = -1000, False  # first at before_batch: a step is all from one batch's start to the next one's
+    def __init__(self, start:int, steps:int, count:bool):
+        self.start, self.steps, self.count, self.counter, self.seconds = start, steps, count, None, None
+    def before_batch(self):
+        if self.iter == self.start:
+            if self.count: self.counter = OpCounter(); self.counter.__enter__()
+            self.began = time.perf_counter()
+        elif self.iter == self.start + self.steps:
+            self.seconds = time.perf_counter() - self.began
+            if self.counter is not None: self.counter.__exit__(None, None, None)
+            raise CancelFitException()
+
+def _kd_loss(alpha:float=0.7, T:float=4.):
+    "The loss a user would write: Hinton's KD, or cross-entropy alone when there is no teacher."
+    import torch.nn.functional as F
+    from kd_nb.losses import soft_kl
+    def loss(logits, y, teacher_logits=None):
+        if teacher_logits is None: return F.cross_entropy(logits, y)
+        return alpha * soft_kl(logits, teacher_logits, T) + (1 - alpha) * F.cross_entropy(logits, y)
+    return loss
+
+def _teacher_logits(mode:str, teacher, table, loader, x, idx):
+    "The bare loop's teacher logits: none, looked up in the cached table, or the teacher run on the batch."
+    if mode == 'no_kd': return None
+    if mode == 'cached':
+        rows = loader.view_of(idx, loader.epoch) * loader.dataset_size + idx
+        return table.index_select(0, rows.to(table.device))
+    with torch.no_grad(): return teacher(x).float()
+
+def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count:bool, views:int=2)->_StepWindow:
+    "Train a kd_nb stage's learner (fused AdamW, the NaN guard every 32 steps) through a window of steps."
+    from kd_nb.learner import make_learner, adamw, StopOnNaN
+    from kd_nb.loader import Loaders
+    window = _StepWindow(start, steps, count)
+    learn = make_learner(student, Loaders(loader, loader, loader), kd_method='ce' if mode == 'no_kd' else 'kd', teacher=teacher,
+                         teacher_cache=views if mode == 'cached' else 0, amp='off', device=loader.device, cbs=[window])
+    learn.opt_func = partial(adamw, fused=True)
+    learn.get_cb(StopOnNaN).check_every = 32
+    _quietly(learn.fit, 1, test_every_epoch=False)
+    return window
+
+def _bare_steps(mode:str, model, teacher, table, loader, start:int, steps:int, count:bool, same_batch:bool=False)->_StepWindow:
+    "The bare loop over the same window: each batch from `loader`, or with `same_batch` the first batch again and again."
+    from kd_nb.learner import adamw, cosine_lr
+    window, loss_fn, opt = _StepWindow(start, steps, count), _kd_loss(), adamw(model, 1e-4, 0.05, fused=True)
+    window.learn = types.SimpleNamespace(training=True, iter=0)
+    batches = itertools.repeat(next(iter(loader))) if same_batch else iter(loader)
+    try:
+        for window.learn.iter, (x, y, idx) in enumerate(batches):
+            window('before_batch')
+            for group in opt.param_groups: group['lr'] = cosine_lr(window.learn.iter / (start + steps), 1e-4)
+            loss_fn(model(x), y, _teacher_logits(mode, teacher, table, loader, x, idx)).backward()
+            opt.step(); opt.zero_grad(set_to_none=True)
+    except CancelFitException: pass
+    return window
+
+def _cached_table(teacher, loader, views:int)->torch.Tensor:
+    "The bare loop's teacher cache: (views * N, C) float32, view v of image i at row v*N + i, as kd_nb's."
+    from kd_nb.learner import TeacherCache, freeze
+    cache = TeacherCache(freeze(teacher), views); cache.learn = types.SimpleNamespace(autocast=contextlib.nullcontext, device=loader.device)
+    return cache.compute(loader).float().flatten(0, 1).to(loader.device)
+
+@benchmark('ops')
+def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 student, ResNet-50 teacher)
+                  batch_size:int=8, # the counted steps' batch (the counts do not depend on it)
+                  steps:int=32, # steps counted: one NaN-guard check falls in 32
+                  host_steps:int=256, # steps timed with the negligible model
+                  repeats:int=3, # timed windows of each kind; the fastest counts
+                  views:int=2, # cached views per image
+                  modes:str='no_kd,cached,online', # which kinds of step to count and time
+                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, host_us, bare_host_us; and the loader's figures
+    "kd_nb's training step against a bare PyTorch loop: kernel-like ops counted, and host time with a negligible model."
+    import copy
+    from kd_nb.loader import DeviceLoader
+    device, warm, figures = torch.device('cpu'), 8, {}
+    rng = np.random.default_rng(0)
+    def loader(n, size, bs, **kw):
+        images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        return DeviceLoader(images, rng.integers(0, 10, n), bs, train=True, img_size=size, mean=0.5, std=0.25, device=device, **kw)
+    counted = lambda **kw: loader((warm + steps + 1) * batch_size, img_size, batch_size, **kw)
+    timed = lambda **kw: loader((warm + host_steps + 1) * 32, 8, 32, **kw)
+    student, teacher = _model('cnn', 'student', img_size), _model('cnn', 'teacher', img_size)
+    tiny = lambda seed: torch.manual_seed(seed) and nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    for mode in modes.split(','):
+        if mode not in ('no_kd', 'cached', 'online'): raise ValueError(f"modes: no_kd, cached or online, not {mode!r}.")
+        kw = dict(views=views) if mode == 'cached' else {}
+        dl = counted(**kw)
+        ours = _kd_nb_steps(mode, copy.deepcopy(student), teacher, dl, warm, steps, count=True, views=views).counter
+        table = _cached_table(teacher, dl, views) if mode == 'cached' else None
+        bare = _bare_steps(mode, copy.deepcopy(student), teacher, table, dl, 2, 4, count=True, same_batch=True).counter
+        dl, host, bare_host, alone = timed(**kw), [], [], []
+        table = _cached_table(tiny(1), dl, views) if mode == 'cached' else None
+        for _ in range(repeats):
+            host.append(_kd_nb_steps(mode, tiny(2), tiny(1), dl, warm, host_steps, count=False, views=views).seconds)
+            bare_host.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False).seconds)
+            alone.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False, same_batch=True).seconds)
+        us = lambda seconds: 1e6 * min(seconds) / host_steps
+        figures |= {f'{mode}.kd_nb_ops': ours.total / steps, f'{mode}.bare_ops': bare.total / 4,
+                    f'{mode}.ops_ratio': ours.total / steps / (bare.total / 4), f'{mode}.host_us': us(host),
+                    f'{mode}.bare_host_us': us(bare_host), f'{mode}.bare_host_no_loader_us': us(alone),
+                    f'{mode}.extra_ops': dict(collections.Counter({k: v / steps for k, v in ours.counts.items()})
+                                              - collections.Counter({k: v / 4 for k, v in bare.counts.items()}))}
+    dl = loader(32 * 200, 32, 32)
+    with OpCounter() as ops:
+        for _ in itertools.islice(dl, 10): pass
+    figures |= dict(loader_ops=ops.total / 10, loader_host_us=1e6 / _images_per_second(dl, 150, device, min_seconds=1.) * 32,
+                    student=student.kd_config['model_name'], teacher=teacher.kd_config['model_name'], img_size=img_size,
+                    torch_threads=torch.get_num_threads(), device=str(device))
+    return figures
 
 # %% ../nbs/90_bench.ipynb #87ebd284
 def seconds_per_call(fn:Callable, # what to time, e.g. one training step

@@ -129,7 +129,7 @@ class Learner:
         self.autocast = contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
         self.teacher_out, self.exception = None, None
-        self.cbs = []
+        self.cbs, self.handlers = [], {}
         self.add_cbs([Recorder()] + list(cbs or []))
 
     def add_cbs(self, cbs:list # callbacks to attach
@@ -140,8 +140,13 @@ class Learner:
             cb.learn = self
             self.cbs.append(cb)
             setattr(self, cb.name, cb)
-        self.cbs.sort(key=lambda cb: cb.order)
+        self._sort_cbs()
         return self
+
+    def _sort_cbs(self):
+        "Order the callbacks, and list for each event the ones that handle it: an event calls those only."
+        self.cbs.sort(key=lambda cb: cb.order)
+        self.handlers = {e: [cb for cb in self.cbs if getattr(type(cb), e, None) is not None] for e in EVENTS}
 
     def remove_cbs(self, cbs:list # callbacks to detach
                   ):
@@ -149,6 +154,7 @@ class Learner:
         for cb in cbs:
             self.cbs.remove(cb)
             if getattr(self, cb.name, None) is cb: delattr(self, cb.name)
+        self._sort_cbs()
         return self
 
     @contextlib.contextmanager
@@ -167,12 +173,13 @@ class Learner:
     def __call__(self, event:str # the event to fire: one of `EVENTS`
                 ):
         "Fire `event` to every callback, in their order; `cleanup_fit` reaches every callback even if one of them fails."
-        if event not in _EVENT_SET: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
+        handlers = self.handlers.get(event)
+        if handlers is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
         if event != 'cleanup_fit':
-            for cb in self.cbs: cb(event)
+            for cb in handlers: cb(event)
             return
         failed = None  # files closed, threads joined: one callback's failure must not leave the others' undone
-        for cb in self.cbs:
+        for cb in handlers:
             try: cb(event)
             except Exception as e: failed = failed or e
         if failed is not None: raise failed
@@ -186,12 +193,13 @@ class Learner:
 def adamw(model:nn.Module, # model whose parameters are optimised
           lr:float, # learning rate
           wd:float, # weight decay
+          fused:bool|None=None, # update every tensor in one kernel; default: on a GPU
          )->torch.optim.Optimizer:
     "AdamW with no weight decay on biases and normalisation weights (timm's parameter groups); fused on a GPU."
     from timm.optim import create_optimizer_v2
     # the fused kernel updates every tensor in one launch, and unscales fp16 gradients without a host round trip
-    on_gpu = next(model.parameters()).device.type == 'cuda'
-    return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd, **(dict(fused=True) if on_gpu else {}))
+    if fused is None: fused = next(model.parameters()).device.type == 'cuda'
+    return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd, **(dict(fused=True) if fused else {}))
 
 def _one_batch(self:Learner):
     with self.autocast(): out = self.model(self.xb)
@@ -313,30 +321,47 @@ class Recorder(Callback):
     def before_validate(self): self._start_split()
 
     def _start_split(self):
-        self.sums, self.terms = None, None  # total and the method's named terms, each weighted by batch size
+        self.terms, self.losses, self.sizes = None, [], []  # the method's term names; per batch its detached parts and size
         self.count, self.preds, self.targets, self.idxs = 0, [], [], []
+        self._running = (0, 0.)  # batches folded into `running_loss`, and their weighted sum
 
     def after_batch(self):
-        if not hasattr(self.learn, 'loss_parts'): return
-        n, parts = len(self.yb), self.loss_parts
+        learn = self.learn  # read directly: a step's callbacks run on the host's critical path
+        parts = getattr(learn, 'loss_parts', None)
+        if parts is None: return
+        n = len(learn.yb)
         if self.terms is None: self.terms = tuple(parts.terms)
-        elif tuple(parts.terms) != self.terms:
+        elif len(parts.terms) != len(self.terms) or any(a != b for a, b in zip(parts.terms, self.terms)):
             raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "
                                "a method returns the same named terms for every batch (zero where a term does not apply).")
-        batch = torch.stack([parts.total.detach().float()] + [v.detach().float() for v in parts.terms.values()]) * n
-        self.sums = batch if self.sums is None else self.sums + batch
-        self.count += n
-        self.preds.append(self.pred.detach().float()); self.targets.append(self.yb.detach()); self.idxs.append(self.idx)
+        # kept detached, not summed: a batch costs the device nothing here; the split reduces them once, at its end
+        self.losses.append((parts.total.detach(), *[v.detach() for v in parts.terms.values()]))
+        self.sizes.append(n); self.count += n
+        self.preds.append(learn.pred.detach()); self.targets.append(learn.yb.detach()); self.idxs.append(learn.idx)
+
+    def weighted_sums(self, start:int=0, # the first batch to sum from
+                     )->Tensor|None: # (1 + terms,) float64 on the CPU: each part times its batch size, summed
+        "The loss and each named term over this split's batches from `start` on, weighted by batch size (one copy to the host)."
+        if len(self.losses) <= start: return None
+        parts = torch.stack([torch.stack([v.float() for v in part]) for part in zip(*self.losses[start:])])
+        return parts.cpu().double() @ torch.tensor(self.sizes[start:], dtype=torch.float64)  # float64: exact enough in any order
+
+    def running_loss(self)->float: # the mean loss over this split's batches so far (NaN before the first)
+        "The running mean loss, for progress displays: only the batches since the last call are reduced (one device read)."
+        done, total = self._running
+        if len(self.losses) > done: self._running = (len(self.losses), total + float(self.weighted_sums(done)[0]))
+        return self._running[1] / self.count if self.count else float('nan')
 
     def _gathered(self)->tuple: # (predictions, targets) of every process, in sample order
-        preds, targets = torch.cat(self.preds), torch.cat(self.targets)
+        preds, targets = torch.cat(self.preds).float(), torch.cat(self.targets)
         if get_world_size() == 1: return preds, targets
         order = gather_cat(torch.cat(self.idxs)).argsort().to(preds.device)
         return gather_cat(preds)[order], gather_cat(targets)[order]
 
     def _finish_split(self)->dict:
         split = self.split
-        sums, self.n_seen = all_sum(self.sums if self.sums is not None else torch.zeros(1, device=self.device)), int(all_sum(torch.tensor([self.count]))[0])  # over every process
+        sums = self.weighted_sums()
+        sums, self.n_seen = all_sum(sums if sums is not None else torch.zeros(1)), int(all_sum(torch.tensor([self.count]))[0])  # over every process
         if self.n_seen == 0: return {}
         total, *terms = (sums / self.n_seen).tolist()
         preds, targets = self._gathered()
@@ -388,10 +413,11 @@ class CosineSchedule(Callback):
                 ): self.warmup_epochs, self.min_lr = warmup_epochs, min_lr
 
     def before_batch(self):
-        if not self.training: return
-        progress = (self.epoch + self.iter / self.n_iter) / self.n_epoch
-        lr = cosine_lr(progress, self.learn.lr, self.warmup_epochs / self.n_epoch, self.min_lr)
-        for group in self.opt.param_groups: group['lr'] = lr
+        learn = self.learn
+        if not learn.training: return
+        progress = (learn.epoch + learn.iter / learn.n_iter) / learn.n_epoch
+        lr = cosine_lr(progress, learn.lr, self.warmup_epochs / learn.n_epoch, self.min_lr)
+        for group in learn.opt.param_groups: group['lr'] = lr
 
 # %% ../nbs/05_learner.ipynb #2c1cf958
 class GradAccumulation(Callback):
@@ -422,7 +448,8 @@ class MixedPrecision(Callback):
         self.learn.autocast = partial(torch.autocast, device_type=self.device.type, dtype=self.dtype)
         if needs_grad_scaler(self.dtype): self.learn.scaler = torch.amp.GradScaler(self.device.type)
     def before_step(self):
-        if self.training and self.scaler.is_enabled(): self.scaler.unscale_(self.opt)
+        scaler = self.learn.scaler
+        if scaler.is_enabled(): scaler.unscale_(self.learn.opt)
 
 class ChannelsLast(Callback):
     "Keep CNN weights and activations in channels-last (NHWC) memory layout."
@@ -467,9 +494,9 @@ class Distill(Callback):
         if self.features:  # no_grad, not inference mode: the method's backward keeps these tensors
             with torch.no_grad(), self.autocast(): self.learn.teacher_out = forward_taps(self.teacher, x)
             return
-        with torch.inference_mode(), self.autocast(): logits = self.teacher(x)
-        # a copy made outside inference mode: a loss may keep it for its backward pass, which inference tensors refuse
-        self.learn.teacher_out = Outputs(logits.to(torch.float32, copy=True))
+        # no_grad, not inference mode, here too: a loss may keep the logits for its backward pass, which inference
+        # tensors refuse, and a copy out of inference mode would cost an op a step
+        with torch.no_grad(), self.autocast(): self.learn.teacher_out = Outputs(self.teacher(x).float())
 
 # %% ../nbs/05_learner.ipynb #3e38335a
 def _fingerprint(model:nn.Module, *extra)->str:
@@ -506,7 +533,9 @@ class TeacherCache(Callback):
             logits = self.compute(dl)
             if path is not None and is_main_process():
                 with atomic_path(path) as tmp: np.save(tmp, logits.numpy())
-        self.logits = logits.to(self.device)  # (K, N, C) fp16: a few MB for CIFAR-10
+        # (K, N, C) float32 on the device: a few MB for CIFAR-10, and a batch's logits one lookup with no conversion
+        self.logits = logits.to(self.device).float()
+        self._rows = self.logits.view(-1, self.logits.shape[-1])  # view v of image i is row v*N + i
 
     @torch.no_grad()  # not inference mode: the loader recycles its batch memory, which later batches write in place
     def compute(self,
@@ -525,8 +554,9 @@ class TeacherCache(Callback):
         return out.cpu()
 
     def before_batch(self):
-        views, idx = to_device(self.dl.view_of(self.idx, self.epoch), self.device), to_device(self.idx, self.device)
-        self.learn.teacher_out = Outputs(self.logits[views, idx].float())
+        learn = self.learn
+        rows = learn.dl.view_of(learn.idx, learn.epoch) * self.logits.shape[1] + learn.idx  # on the host: no device op
+        learn.teacher_out = Outputs(self._rows.index_select(0, to_device(rows, learn.device)))
 
 # %% ../nbs/05_learner.ipynb #d0695519
 class CSVLogger(Callback):
@@ -727,18 +757,16 @@ class SaveCheckpoint(Callback):
 
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
-    "Raise a clear error when the training loss stops being finite."
-    order, run_valid = 5, False
+    "Raise a clear error when the training loss stops being finite: the recorder's losses, checked every few steps."
+    order, run_valid = 5, False  # after the Recorder (-10), whose list holds the batch's loss by then
     def __init__(self, check_every:int|None=None # steps between checks; default 1 on CPU, 32 on GPU
                 ): self.check_every = check_every
     def before_train(self):
         self.every = self.check_every or (1 if self.device.type == 'cpu' else 32)
-        self.first_bad = torch.full((), -1, device=self.device)  # the first bad step, kept on the device
+        self.checked, self.first_bad = 0, None  # batches scanned so far; the first bad one's index, a device scalar
         self.pending = None  # on a GPU: (pinned host copy of first_bad, the event that marks it written)
-    def after_loss(self):
-        bad = ~torch.isfinite(self.loss.detach())
-        self.first_bad = torch.where(bad & (self.first_bad < 0), self.iter, self.first_bad)
-        if (self.iter + 1) % self.every == 0: self._check(wait=False)
+    def after_batch(self):
+        if (self.learn.iter + 1) % self.every == 0: self._check(wait=False)
     def after_train(self): self._check(wait=True)
     def after_validate(self):
         if getattr(self.recorder, 'finite', True): return
@@ -750,8 +778,19 @@ class StopOnNaN(Callback):
         if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
         return f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
 
+    def _scan(self):
+        "Fold the batches since the last check into `first_bad`, on the device: a few ops a check, none a step."
+        losses = self.recorder.losses
+        if len(losses) <= self.checked: return
+        bad = ~torch.isfinite(torch.stack([part[0] for part in losses[self.checked:]]))
+        first = torch.where(bad.any(), bad.int().argmax() + self.checked, -1)  # argmax: the first of the largest
+        self.first_bad = first if self.first_bad is None else torch.where(self.first_bad >= 0, self.first_bad, first)
+        self.checked = len(losses)
+
     def _first_bad_step(self, wait:bool)->int:
         "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
+        self._scan()
+        if self.first_bad is None: return -1
         if wait or self.device.type != 'cuda': return int(self.first_bad)
         arrived = self.pending is not None and self.pending[1].query()  # query() never blocks
         step = int(self.pending[0]) if arrived else -1
@@ -811,7 +850,7 @@ class ProgressBar(Callback):
         "Throughput, running loss and the stage's time left, read from the recorder (the loss: one device read)."
         rec = self.recorder
         rate = rec.count * get_world_size() / max(now - rec.train_start, 1e-9)  # every process trains as fast
-        loss = (rec.sums[0] / max(rec.count, 1)).item() if rec.sums is not None else float('nan')
+        loss = rec.running_loss()
         fraction = (self.epoch - self.start_epoch + done / max(self.n_iter, 1)) / max(self.n_epoch - self.start_epoch, 1)
         left = (now - self.fit_start) * (1 - fraction) / max(fraction, 1e-9)
         return f'{rate:,.0f} img/s | loss {loss:.4f} | stage ETA {_clock(left)}'
@@ -822,8 +861,8 @@ class ProgressBar(Callback):
         self.last_time, self.last_iter = now, done
 
     def after_batch(self):
-        if not self.training or not self.active: return
-        done, now = self.iter + 1, time.perf_counter()
+        if not self.active or not self.learn.training: return
+        done, now = self.learn.iter + 1, time.perf_counter()
         if not self.lines:
             self.bar.update(1)
             if now - self.last_time > 0.5:

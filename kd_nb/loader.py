@@ -4,6 +4,7 @@
 
 # %% ../nbs/01c_loader.ipynb #f16d31ad
 from __future__ import annotations
+import copy
 from dataclasses import dataclass
 from typing import Iterator
 import numpy as np
@@ -64,13 +65,15 @@ class SampleOrder:
 
 # %% ../nbs/01c_loader.ipynb #38035927
 class ImageStore:
-    "A uint8 `(N, H, W, C)` image set, kept where batches are gathered fastest: in RAM, memory-mapped on disk, or on the GPU."
+    "A uint8 `(N, H, W, C)` image set, padded and mirrored once for cropping, kept in RAM, memory-mapped on disk, or on the GPU."
     def __init__(self, images, # uint8 (N, H, W, C) array, memmap or tensor
                  device=None, # where batches go; default `default_device()`
                  in_memory:bool|None=None, # load a memmap into RAM; default: when it takes under half the free RAM
                  keep_on_device:bool|None=None, # keep the whole set on the GPU; default: under 10% of its memory
+                 pad:int=0, # zero margin kept around every image, so that a crop is a single gather
+                 mirror:bool=False, # also keep every image mirrored (rows N..2N-1), so that a flip is a gather too
                 ):
-        self.device, self.array = default_device(device), None # `array`: a memmap left on disk
+        self.device, self.array, self.pad, self.mirror = default_device(device), None, int(pad), bool(mirror) # `array`: a memmap left on disk
         if isinstance(images, torch.Tensor): tensor = images
         else:
             array = images if isinstance(images, np.ndarray) else np.asarray(images)
@@ -83,43 +86,48 @@ class ImageStore:
             else:
                 copy = isinstance(array, np.memmap) or not array.flags.writeable or not array.flags.c_contiguous
                 tensor = torch.from_numpy(np.array(array) if copy else array)
+        if tensor is not None and (tensor.dtype != torch.uint8 or tensor.ndim != 4):
+            raise ValueError(f'images should be a uint8 (N, H, W, C) tensor; got {tensor.dtype} {tuple(tensor.shape)}.')
+        self.image_shape = tuple((tensor if tensor is not None else self.array).shape)
         if tensor is not None:
-            if tensor.dtype != torch.uint8 or tensor.ndim != 4:
-                raise ValueError(f'images should be a uint8 (N, H, W, C) tensor; got {tensor.dtype} {tuple(tensor.shape)}.')
+            tensor = self._prepared(tensor)
             if self.device.type == 'cuda' and tensor.device.type == 'cpu':
                 if keep_on_device is None:
-                    total = torch.cuda.get_device_properties(self.device).total_memory
-                    keep_on_device = tensor.nbytes < total / 10
+                    keep_on_device = tensor.nbytes < torch.cuda.get_device_properties(self.device).total_memory / 10
                 if keep_on_device: tensor = tensor.to(self.device)
             elif tensor.device != self.device and tensor.device.type != 'cpu': tensor = tensor.to(self.device)
-        self.tensor = tensor # in RAM or on the device; None when the images stay on disk
-        self.image_shape = tuple((tensor if tensor is not None else self.array).shape)
+        self.tensor = tensor # padded, in RAM or on the device; None when the images stay on disk
 
     def __len__(self)->int: return self.image_shape[0]
 
-    def gather(self, idx:np.ndarray, # int64 sample indices
-               idx_on_device:torch.Tensor, # the same indices, already on the device
-              )->torch.Tensor: # uint8 (B, H, W, C) on the device
-        "The images of `idx`, gathered where the set is and moved to the device if they are not there."
-        if self.tensor is not None:
-            x = self.tensor[idx_on_device if self.tensor.device.type != 'cpu' else torch.from_numpy(idx)]
-        else: # memory-mapped: read rows in file order, then restore the batch order
-            order = np.argsort(idx, kind='stable')
-            rows = np.empty((len(idx), *self.image_shape[1:]), np.uint8)
-            rows[order] = self.array[idx[order]]
-            x = torch.from_numpy(rows)
-        # only a batch in host memory moves (pinned, without blocking); one gathered on the GPU is already there
-        return to_device(x, self.device) if x.device.type == 'cpu' else x
+    def _prepared(self, x:torch.Tensor)->torch.Tensor: # (M, H, W, C) -> padded, then the mirrored copies after them
+        p = self.pad
+        if p: x = F.pad(x, (0, 0, p, p, p, p))
+        return torch.cat([x, x.flip(2)]) if self.mirror else x
+
+    def source(self, idx:np.ndarray, # int64 sample indices
+              )->tuple: # (uint8 (M, H + 2 pad, W + 2 pad, C) tensor holding the images, their rows in it)
+        "Where the images of `idx` are gathered from: the whole prepared set, or, on disk, the batch's rows read in file order (their mirrors `len(idx)` rows on)."
+        if self.tensor is not None: return self.tensor, idx
+        order = np.argsort(idx, kind='stable')
+        rows = np.empty((len(idx), *self.image_shape[1:]), np.uint8)
+        rows[order] = self.array[idx[order]]
+        return self._prepared(torch.from_numpy(rows)), np.arange(len(idx))
 
     def fetch(self, idx, # sample indices
              )->torch.Tensor: # uint8 (B, H, W, C) on the device
-        "The raw images of samples `idx`, moved to the device."
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        return self.gather(idx, to_device(torch.from_numpy(idx), self.device))
+        "The raw images of samples `idx`, without the margin, on the device."
+        source, rows = self.source(np.ascontiguousarray(idx, dtype=np.int64))
+        (h, w), p = self.image_shape[1:3], self.pad
+        rows = torch.from_numpy(rows) if source.device.type == 'cpu' else to_device(torch.from_numpy(rows), self.device)
+        x = source[rows][:, p:p + h, p:p + w].contiguous()
+        # only a batch in host memory moves (pinned, without blocking); one gathered on the GPU is already there
+        return to_device(x, self.device) if x.device.type == 'cpu' else x
 
     def __repr__(self):
         where = 'memory-mapped on disk' if self.tensor is None else f'on {self.tensor.device}'
-        return f"ImageStore({self.image_shape[0]:,} images of {tuple(self.image_shape[1:])}, {where}, batches to {self.device})"
+        margin = (f', margin {self.pad}' if self.pad else '') + (', mirrored' if self.mirror else '')
+        return f"ImageStore({self.image_shape[0]:,} images of {tuple(self.image_shape[1:])}{margin}, {where}, batches to {self.device})"
 
 # %% ../nbs/01c_loader.ipynb #eb271ebf
 def _storage_refs(t:torch.Tensor)->int|None:
@@ -143,20 +151,8 @@ class _BufferPool:
 # %% ../nbs/01c_loader.ipynb #54d20677
 def _as_pair(size)->tuple: return (size, size) if isinstance(size, int) else tuple(size)
 
-def _crop_flip(x:torch.Tensor, offsets:torch.Tensor, flips:torch.Tensor, pad:int)->torch.Tensor:
-    "Crop each (H, W, C) image of the zero-padded batch at its (dy, dx) offset, mirrored where `flips`: one gather."
-    b, h, w, c = x.shape
-    padded = F.pad(x, (0, 0, pad, pad, pad, pad)) if pad else x
-    hp, wp = h + 2 * pad, w + 2 * pad
-    rows = offsets[:, :1] + torch.arange(h, device=x.device)
-    cols = torch.arange(w, device=x.device).expand(b, w)
-    cols = offsets[:, 1:] + torch.where(flips[:, None], w - 1 - cols, cols)
-    # pixels as rows of C values, picked by flat index: `index_select` is ~2x faster than 3-tensor advanced indexing
-    pixel = (torch.arange(b, device=x.device)[:, None, None] * hp + rows[:, :, None]) * wp + cols[:, None, :]
-    return padded.reshape(b * hp * wp, c).index_select(0, pixel.flatten()).view(b, h, w, c)
-
 class DeviceTransform:
-    "A uint8 `(B, H, W, C)` batch to the model's input on its device: crop+flip (train), channels, resize, normalisation."
+    "Images of a batch to the model's input on its device: crop+flip (train) as one gather, channels, resize, normalisation."
     def __init__(self, img_size:int|tuple, # the model's input size
                  mean, # per-channel mean in [0, 1] units (1 value broadcasts to 3 channels)
                  std, # per-channel standard deviation in [0, 1] units
@@ -183,7 +179,10 @@ class DeviceTransform:
         # (x/255 - mean)/std == x * scale + shift
         self._scale = (1 / (255 * std)).expand(out_channels).reshape(1, -1, 1, 1).float().to(self.device)
         self._shift = (-mean / std).expand(out_channels).reshape(1, -1, 1, 1).float().to(self.device)
-        self._pool, self._rows = (_BufferPool() if self.device.type == 'cpu' else None), None
+        self._pool, self._rows, self._windows = (_BufferPool() if self.device.type == 'cpu' else None), None, None
+
+    @property
+    def crops(self)->bool: return bool(self.pad or self.flip) # whether batches are cropped or flipped
 
     def view_of(self, idx, # sample indices
                 epoch:int, # the epoch
@@ -205,39 +204,80 @@ class DeviceTransform:
         flips = ((h >> np.uint64(42)) & np.uint64(1)).astype(bool) & self.flip
         return torch.from_numpy(offsets), torch.from_numpy(flips)
 
+    def crop_index(self, rows:np.ndarray, # (B,) each image's row in the source; its mirror is `n_images` rows on
+                   offsets:np.ndarray, # (B, 2) [dy, dx] crop offsets into the padded image
+                   flips:np.ndarray, # (B,) bool: mirror the crop
+                   source_shape:tuple, # the source's (M, H + 2 pad, W + 2 pad, C)
+                   n_images:int, # images before the mirrored ones in the source
+                  )->np.ndarray: # (B, H) int64: the flat pixel offset where each output row starts
+        "On the host: where each row of the cropped, flipped batch starts in the flattened source."
+        _, hp, wp, _ = source_shape
+        h, w = hp - 2 * self.pad, wp - 2 * self.pad
+        # a flipped crop is the mirror image's crop at the mirrored offset, read left to right
+        image = np.where(flips, rows + n_images, rows)
+        dx = np.where(flips, 2 * self.pad - offsets[:, 1], offsets[:, 1])
+        return ((image * hp + offsets[:, 0])[:, None] + np.arange(h)) * wp + dx[:, None]
+
+    def crop(self, source:torch.Tensor, # uint8 (M, H + 2 pad, W + 2 pad, C), where the batch's images are
+             row_starts:torch.Tensor, # (B, H) from `crop_index`, on the source's device
+            )->torch.Tensor: # uint8 (B, H, W, C)
+        "The cropped, flipped images in one `index_select`: each output row is a run of W pixels of the source."
+        (b, h), (_, hp, wp, c) = row_starts.shape, source.shape
+        w = wp - 2 * self.pad
+        if self._windows is None or self._windows[0] is not source:
+            # every pixel starts a window of W pixels (overlapping views of the same memory); a row is one window
+            self._windows = (source, source.view(-1).as_strided((source.numel() // c - w + 1, w * c), (c, 1)))
+        return self._windows[1].index_select(0, row_starts.view(-1)).view(b, h, w, c)
+
     def augment(self, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
                 idx, # the samples' indices, (B,)
                 view=0, # the view per sample (or one for all); ignored by eval loaders
                )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
-        "The whole on-device transform: crop+flip (train), channel expansion, resize, normalisation."
-        if self.pad or self.flip:
-            offsets, flips = self.augment_params(idx, view)
-            x = _crop_flip(x, to_device(offsets, x.device), to_device(flips, x.device), self.pad)
+        "The whole transform of a batch of raw images: crop+flip (train), channel expansion, resize, normalisation."
+        if self.crops:
+            offsets, flips = (t.numpy() for t in self.augment_params(idx, view))
+            p = self.pad
+            source = F.pad(x, (0, 0, p, p, p, p)) if p else x
+            source = torch.cat([source, source.flip(2)])
+            starts = self.crop_index(np.arange(len(x)), offsets, flips, tuple(source.shape), len(x))
+            x = self.crop(source, torch.from_numpy(starts).to(x.device))
+        return self.finish(x)
+
+    def finish(self, x:torch.Tensor, # uint8 (B, H, W, C) on the device, cropped
+              )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
+        "Channel expansion, resize and normalisation."
+        b, h, w, c = x.shape
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        if c == self.out_channels and (h, w) == self.img_size and self.channels_last and x.is_contiguous():
+            # the common case, a batch at its native size: one op from the uint8 rows to the float32 output's rows
+            return self._normalise_rows(x, self._output((b, c, h, w), x.device, layout))
         x = x.permute(0, 3, 1, 2) # (B, C, H, W), channels-last in memory
-        if x.shape[1] != self.out_channels: x = x.expand(-1, self.out_channels, -1, -1)
-        if tuple(x.shape[-2:]) != self.img_size:
+        if c != self.out_channels: x = x.expand(-1, self.out_channels, -1, -1)
+        if (h, w) != self.img_size:
             # PyTorch resizes uint8 (PIL's way, vectorised) on the CPU only; elsewhere resize in float32
             x = x.contiguous(memory_format=torch.channels_last)
             if x.device.type != 'cpu': x = x.float()
             x = F.interpolate(x, size=self.img_size, mode='bilinear', antialias=True, align_corners=False)
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        if x.dtype == torch.float32 and x.is_contiguous(memory_format=layout): out = x # a fresh resize output
-        else:
-            shape = (x.shape[0], self.out_channels, *self.img_size)
-            out = (self._pool.take(shape, layout) if self._pool is not None and x.device.type == 'cpu'
-                   else torch.empty(shape, device=x.device, memory_format=layout))
-            out.copy_(x) # uint8 -> float32: a vectorised conversion
-        return self._normalise_(out)
+        out = x if x.dtype == torch.float32 and x.is_contiguous(memory_format=layout) else self._output((b, self.out_channels, *self.img_size), x.device, layout)
+        if out.is_contiguous(): # NCHW: constant along each row
+            return torch.mul(x, self._scale, out=out).add_(self._shift)
+        if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] == self.out_channels:
+            return self._normalise_rows(x.permute(0, 2, 3, 1), out)
+        return torch.addcmul(self._shift, x, self._scale, out=out) # a grayscale batch broadcast to 3 channels
 
-    def _normalise_(self, out:torch.Tensor)->torch.Tensor:
-        "(x/255 - mean)/std as x*scale + shift, in place, with the per-channel constants laid out to vectorise."
-        if out.is_contiguous(): return out.mul_(self._scale).add_(self._shift) # NCHW: constant along each row
-        # channels-last memory is (B, H, W, C): as rows of W*C values, the constants repeat every C values
-        b, c, h, w = out.shape
+    def _output(self, shape:tuple, device, layout)->torch.Tensor:
+        "Memory for a batch: recycled on the CPU, fresh on a GPU (whose caching allocator recycles it)."
+        if self._pool is not None and device.type == 'cpu': return self._pool.take(shape, layout)
+        return torch.empty(shape, device=device, memory_format=layout)
+
+    def _normalise_rows(self, x:torch.Tensor, # uint8 or float32 (B, H, W, C), contiguous
+                        out:torch.Tensor, # float32 (B, C, H, W), channels-last (it may be `x` itself)
+                       )->torch.Tensor: # `out`, = x*scale + shift
+        "Normalise in one op: channels-last memory is (B, H, W, C), rows of W*C values where the constants repeat every C."
+        b, h, w, c = x.shape
         if self._rows is None or self._rows[0].numel() != w * c:
             self._rows = (self._scale.flatten().repeat(w), self._shift.flatten().repeat(w))
-        rows = out.permute(0, 2, 3, 1).reshape(b * h, w * c)
-        torch.addcmul(self._rows[1], rows, self._rows[0], out=rows)
+        torch.addcmul(self._rows[1], x.reshape(b * h, w * c), self._rows[0], out=out.permute(0, 2, 3, 1).view(b * h, w * c))
         return out
 
     def __repr__(self):
@@ -274,16 +314,18 @@ class DeviceLoader:
         self.train, self.epoch = bool(train), 0
         self.transform = DeviceTransform(img_size, mean, std, device=self.device, train=self.train, seed=seed, pad=pad, flip=flip,
                                          out_channels=out_channels, channels_last=channels_last, views=views)
-        self.store = ImageStore(images, self.device, in_memory, keep_on_device)
+        self.store = ImageStore(images, self.device, in_memory, keep_on_device, pad=self.transform.pad, mirror=self.transform.flip)
         self.order = SampleOrder(len(self.store), batch_size, seed=seed, shuffle=train if shuffle is None else shuffle,
                                  drop_last=train if drop_last is None else drop_last, rank=rank, world_size=world_size)
         n, h, w, c = self.image_shape
         if c not in (1, 3): raise ValueError(f'images should have 1 or 3 channels (N, H, W, C); got shape {tuple(self.image_shape)}.')
         if out_channels not in (c, 3): raise ValueError(f'cannot turn {c}-channel images into {out_channels} channels.')
-        labels = torch.as_tensor(np.asarray(labels))
+        labels = np.asarray(labels)
         if len(labels) != n: raise ValueError(f'{n} images but {len(labels)} labels.')
-        # class indices for cross-entropy, 0/1 floats for multi-label
-        self._labels = (labels.long() if labels.ndim == 1 else labels.float()).to(self.device)
+        # class indices for cross-entropy travel with each batch's indices; 0/1 floats for multi-label wait on the device
+        self._class_labels = labels.astype(np.int64) if labels.ndim == 1 else None
+        self._labels = torch.as_tensor(labels).float().to(self.device) if labels.ndim > 1 else None
+        self._view_table = None # (epoch, every sample's view in that epoch)
 
     # -- the settings, from the part that owns them -----------------------------------------------------------
     batch_size = property(lambda self: self.order.batch_size)
@@ -318,8 +360,10 @@ class DeviceLoader:
     def view_of(self, idx, # sample indices
                 epoch:int, # the epoch
                )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
-        "Which view each sample gets in `epoch` (`DeviceTransform.view_of`)."
-        return self.transform.view_of(idx, epoch)
+        "Which view each sample gets in `epoch`: every sample's, hashed once per epoch, then looked up."
+        if self._view_table is None or self._view_table[0] != epoch:
+            self._view_table = (epoch, self.transform.view_of(np.arange(self.dataset_size), epoch).numpy())
+        return torch.from_numpy(self._view_table[1][np.asarray(idx, dtype=np.int64)])
 
     def augment_params(self, idx, # sample indices, (B,)
                        view, # view per sample (or one for all)
@@ -331,7 +375,7 @@ class DeviceLoader:
                 idx, # the samples' indices, (B,)
                 view=0, # the view per sample (or one for all); ignored by eval loaders
                )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
-        "The whole on-device transform (`DeviceTransform.augment`)."
+        "The whole on-device transform of raw images (`DeviceTransform.augment`)."
         return self.transform.augment(x, idx, view)
 
     def fetch(self, idx, # sample indices
@@ -340,23 +384,55 @@ class DeviceLoader:
         return self.store.fetch(idx)
 
     # -- iterating --------------------------------------------------------------------------------------------
-    def _batch(self, idx:np.ndarray, view)->tuple:
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        idx_on_device = to_device(torch.from_numpy(idx), self.device) # one upload per batch, and no wait for it
-        x = self.transform.augment(self.store.gather(idx, idx_on_device), idx, view)
-        return x, self._labels[idx_on_device], torch.from_numpy(idx)
+    def _batches(self, order:np.ndarray, views)->Iterator[tuple]:
+        "The batches of `order` (int64 sample indices), under `views` (one per sample, or one for all)."
+        tf, bs = self.transform, self.batch_size
+        if not tf.crops:
+            for start in range(0, len(order), bs): yield self._batch(order[start:start + bs])
+            return
+        offsets, flips = (t.numpy() for t in tf.augment_params(order, views))
+        if self.store.tensor is None: # on disk: each batch is its own source
+            for start in range(0, len(order), bs):
+                part = slice(start, start + bs)
+                source, rows = self.store.source(order[part])
+                yield self._batch(order[part], tf.crop_index(rows, offsets[part], flips[part], tuple(source.shape), len(rows)), source)
+            return
+        # the crops' row offsets, vectorised over many batches at a time (a few MB), then sliced per batch
+        shape, chunk = tuple(self.store.tensor.shape), bs * max(1, 2**20 // (bs * self.image_shape[1]))
+        for first in range(0, len(order), chunk):
+            part = slice(first, first + chunk)
+            starts = tf.crop_index(order[part], offsets[part], flips[part], shape, len(self.store))
+            for start in range(0, len(starts), bs): yield self._batch(order[first + start:first + start + bs], starts[start:start + bs])
+
+    def _batch(self, idx:np.ndarray, # the batch's sample indices
+               row_starts:np.ndarray|None=None, # its crops' rows (`DeviceTransform.crop_index`), or None: whole images
+               source:torch.Tensor|None=None, # where the images are; default: the store's
+              )->tuple:
+        if source is None: source, rows = self.store.source(idx)
+        if row_starts is not None: rows = row_starts
+        labels = self._class_labels[idx] if self._class_labels is not None else idx
+        # the host's part of the batch in one array, moved in one copy: the rows to gather, then the labels
+        # (or, for multi-label targets, the indices to look them up by); views of it take them apart on the device
+        packed = torch.from_numpy(np.concatenate([rows.ravel(), labels]))
+        if source.device.type != 'cpu': packed = to_device(packed, source.device)
+        rows, y = packed[:rows.size].view(rows.shape), packed[rows.size:]
+        x = source.index_select(0, rows) if row_starts is None else self.transform.crop(source, rows)
+        if x.device.type == 'cpu' and self.device.type != 'cpu': # a set in host memory: the gathered batch moves
+            x, y = to_device(x, self.device), to_device(y, self.device)
+        if self._class_labels is None: y = self._labels.index_select(0, y)
+        return self.transform.finish(x), y, torch.from_numpy(idx)
 
     def __iter__(self)->Iterator[tuple]: # (x float32 (B, C, H, W) on device, y on device, idx int64 (B,) on CPU)
-        epoch = self.epoch
-        for idx in self.order.batches(epoch):
-            yield self._batch(idx, self.transform.view_of(idx, epoch).numpy() if self.train else 0)
+        order = self.order.indices(self.epoch)[:self.order.n_samples]
+        return self._batches(order, self.view_of(order, self.epoch).numpy() if self.train else 0)
 
     def iter_view(self, view:int, # the view every sample gets
                   batch_size:int|None=None, # default: the loader's
                  )->Iterator[tuple]: # (x, y, idx) over all of this rank's samples, in index order
         "Every sample under one fixed view, in order: what a teacher-output cache is computed from."
-        idx_all, bs = self.order.in_index_order(), batch_size or self.batch_size
-        for start in range(0, len(idx_all), bs): yield self._batch(idx_all[start:start + bs], view)
+        if batch_size is None or batch_size == self.batch_size: return self._batches(self.order.in_index_order(), view)
+        loader = copy.copy(self); loader.order = copy.copy(self.order); loader.order.batch_size = int(batch_size)
+        return loader.iter_view(view)
 
     def __repr__(self):
         return (f"DeviceLoader({'train' if self.train else 'eval'}, {self.dataset_size:,} samples, batch {self.batch_size}, "

@@ -93,7 +93,15 @@ class Method(nn.Module):
                   )->LossParts:
         "The hard-label term alone, with the method's other terms at zero (validation, no teacher)."
         ce = self.hard_loss(student.logits, targets)
-        return LossParts(ce, {'ce': ce} | {n: torch.zeros_like(ce) for n in names})
+        return LossParts(ce, {'ce': ce} | {n: self.zero(ce) for n in names})
+
+    def zero(self, like:Tensor, # a term that applies, whose device and dtype the zero takes
+            )->Tensor: # a scalar 0, made once per device and dtype
+        "A term that does not apply: a constant, so that a batch pays no device op for it."
+        zeros = self.__dict__.setdefault('_zeros', {})
+        key = (like.device, like.dtype)
+        if key not in zeros: zeros[key] = torch.zeros((), device=like.device, dtype=like.dtype)
+        return zeros[key]
 
     def extra_repr(self)->str: return ', '.join(f'{k}={getattr(self, k)!r}' for k in self.defaults)
 
@@ -115,7 +123,7 @@ class KDLoss(Method):
 
     def forward(self, student:Outputs, targets:Tensor, teacher:Outputs|None=None, epoch:float=0., idx=None)->LossParts:
         ce = self.hard_loss(student.logits, targets)
-        if teacher is None: return LossParts(ce, {'ce': ce, 'kd': torch.zeros_like(ce)})
+        if teacher is None: return LossParts(ce, {'ce': ce, 'kd': self.zero(ce)})
         soft = binary_soft_kl if self.task == 'multi-label' else soft_kl
         kd = self.alpha * soft(student.logits, teacher.logits, self.T)
         return LossParts(kd + (1 - self.alpha) * ce, {'ce': ce, 'kd': kd})
