@@ -15,14 +15,14 @@ import yaml
 from timm.models import get_pretrained_cfg
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES,
+from .core import (project_root, data_root, experiments_root, default_device, seed_everything, write_json, AMP_CHOICES, amp_dtype,
                         atomic_path, git_info, is_main_process, lock_folder, unlock_folder, remove_stale_partials,
                         FolderLockedError)
 from .data import dataset_info, load_dataset, DataError
 from .verify import ensure_prepared
 from .loader import make_loaders
 from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported, model_input_config,
-                          model_stats, WeightsUnavailableError)
+                          model_stats, step_memory, WeightsUnavailableError)
 from .losses import METHODS
 import kd_nb.methods  # registers the feature methods and DeiT
 from .metrics import MetricsCSV
@@ -38,8 +38,9 @@ __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_P
            'exported_model_dir', 'teacher_run_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm',
            'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
            'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
-           'stage_learner', 'best_row', 'stage_summary', 'write_clean_script', 'git_commit_results', 'stage_dashboard',
-           'evaluate_test', 'stage_figures', 'results_message', 'finish_stage', 'run_stage', 'main']
+           'grad_checkpointing_choice', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script',
+           'git_commit_results', 'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage',
+           'run_stage', 'main']
 
 # %% ../nbs/07_experiment.ipynb #32a25e1a
 BASELINES = ('student_no_kd', 'student_from_teacher')
@@ -56,12 +57,12 @@ def _choose(name, value, allowed):
 PRESETS = {
     'full': dict(pretrained=True, epochs=300, train_samples=None, teacher_samples=None, img_size=None, batch_size=None, lr=1e-4, weight_decay=0.05,
                  warmup_epochs=0., kd_method='kd', kd_alpha=None, kd_temperature=4., teacher_cache=0, amp='auto',
-                 grad_checkpointing=True, stem='auto'),
+                 grad_checkpointing='auto', stem='auto'),
     # a value that differs by family is given per family: {'cnn': ..., 'vit': ...}
     'quick': dict(pretrained=False, epochs=None, train_samples={'cnn': 25_000, 'vit': 12_000}, teacher_samples={'cnn': 40_000, 'vit': 8_000},
                   img_size=None, batch_size={'cnn': 128, 'vit': 32}, lr={'cnn': 2e-3, 'vit': 5e-4}, weight_decay=0.05,
                   warmup_epochs=None, kd_method='kd', kd_alpha=None, kd_temperature=4., teacher_cache={'cnn': 0, 'vit': 2},
-                  amp={'cnn': 'gpu', 'vit': 'auto'}, grad_checkpointing=False, stem='imagenet'),
+                  amp={'cnn': 'gpu', 'vit': 'auto'}, grad_checkpointing=False, stem='auto'),
 }
 
 def for_family(value, # a parameter's value, or a dict of values by family ({'cnn': 128, 'vit': 32})
@@ -142,9 +143,9 @@ class StageConfig:
     feat_weight:float|None = None # a feature method's weight; None: the method's (FitNets 100, AT 1000, RKD 25, PKT 30000)
     teacher_cache:int|None = None # K > 0: precompute the teacher's logits on K views per image
     amp:str|None = None # 'auto', 'gpu' (auto on a GPU, fp32 on the CPU), 'bf16', 'fp16' or 'off'
-    compile:bool = False # torch.compile the model (worth it on a GPU for long stages; the first epoch pays the compilation)
-    grad_checkpointing:bool|None = None
-    stem:str|None = None # ResNets: 'imagenet', 'cifar' or 'auto'
+    compile:bool|str = False # True or 'model': torch.compile the model; 'step': the whole training step (worth it on a GPU for long stages; the first epoch pays the compilation)
+    grad_checkpointing:bool|str|None = None # 'auto': on only where a step would not fit the GPU (counted by `step_memory`)
+    stem:str|None = None # ResNets: 'imagenet', 'cifar' or 'auto' (CIFAR's for small images from scratch; the quick preset on a CPU keeps ImageNet's)
     patch_size:int|None = None # ViTs
     model_name:str|None = None # another timm architecture for this stage
     grad_accum:int = 1
@@ -209,6 +210,13 @@ def _boolean(v):
     if isinstance(v, int) and v in (0, 1): return bool(v)
     raise ValueError
 
+def _boolean_or(*words):
+    "A parser for a boolean that may also be one of `words` ('auto', 'step', ...)."
+    def parse(v):
+        if isinstance(v, str) and v.strip().lower() in words: return v.strip().lower()
+        return _boolean(v)
+    return parse
+
 def _sizes(v):
     if isinstance(v, str): v = yaml.safe_load(v)
     if not isinstance(v, (list, tuple)): raise ValueError
@@ -238,7 +246,9 @@ PARAM_RULES = dict(
     seed=(_integer, 'an integer from 0 to 2**32 - 1', lambda v: 0 <= v < 2**32),
     latency_batches=(_sizes, 'a list of integers >= 1, e.g. [1, 64]', lambda v: True),
     **{name: (_boolean, 'true or false', lambda v: True)
-       for name in ('compile', 'grad_checkpointing', 'deterministic', 'live', 'resume', 'overwrite', 'git_commit', 'git_push')})
+       for name in ('deterministic', 'live', 'resume', 'overwrite', 'git_commit', 'git_push')},
+    compile=(_boolean_or('model', 'step'), "true or false, 'model' (the same as true) or 'step' (the whole training step)", lambda v: True),
+    grad_checkpointing=(_boolean_or('auto',), "true, false or 'auto' (on only where a step would not fit the GPU)", lambda v: True))
 
 def check_params(params:dict, # stage parameters as given: from papermill's -p, a YAML preset, the command line or Python
                 )->dict: # the same parameters, typed: '1e-3' -> 0.001, 'true' -> True
@@ -284,7 +294,8 @@ def method_settings(cfg:StageConfig, # a configuration whose `kd_method` is know
         elif param not in given or getattr(cfg, param) is None: setattr(cfg, param, defaults[setting])
     return {s: getattr(cfg, p) for p, s in STAGE_SETTINGS.items() if getattr(cfg, p) is not None}
 
-def stage_config(**params, # any `StageConfig` fields; None means "from the preset, else derived"
+def stage_config(device=None, # where the stage will train (the stem's default depends on it); default `default_device()`
+                 **params, # any `StageConfig` fields; None means "from the preset, else derived"
                 )->StageConfig:
     "Validate a stage's parameters and fill in the rest from its preset and the dataset."
     unknown = set(params) - set(STAGE_PARAMS)
@@ -314,7 +325,10 @@ def stage_config(**params, # any `StageConfig` fields; None means "from the pres
             cfg.patch_size = _patch_for(cfg.img_size, grid=QUICK_VIT_GRID if cfg.preset == 'quick' else None)
     else:
         if cfg.patch_size is not None: raise ValueError("patch_size is a ViT setting; for small ResNet inputs use stem='cifar'.")
-        if cfg.stem in (None, 'auto'): cfg.stem = 'cifar' if (not cfg.pretrained and cfg.img_size <= 64) else 'imagenet'
+        if cfg.stem in (None, 'auto'):
+            # the CIFAR stem costs ~10x the compute at 32 px: a GPU affords it, the quick preset on a CPU keeps ImageNet's
+            affords = cfg.preset != 'quick' or (torch.device(device) if device is not None else default_device()).type != 'cpu'
+            cfg.stem = 'cifar' if (not cfg.pretrained and cfg.img_size <= 64 and affords) else 'imagenet'
     if cfg.teacher_cache and teacher_run is None: cfg.teacher_cache = 0  # nothing to cache without a teacher
     needs = METHODS[cfg.kd_method].needs
     if cfg.teacher_cache and needs != 'logits':
@@ -483,7 +497,7 @@ def stage_model(cfg:StageConfig, data:StageData)->nn.Module: # the model this st
     weights = 'imagenet' if cfg.pretrained is True else (cfg.pretrained or None)
     try:
         return create_model(cfg.arch, RUN_PLAN[cfg.stage][0], data.ds.num_classes, pretrained=weights, img_size=cfg.img_size,
-                            in_chans=3, grad_checkpointing=cfg.grad_checkpointing, stem=cfg.stem or 'auto',
+                            in_chans=3, grad_checkpointing=cfg.grad_checkpointing is True, stem=cfg.stem or 'auto',
                             patch_size=cfg.patch_size, model_name=stage_model_name(cfg))
     except WeightsUnavailableError as e:
         raise WeightsUnavailableError(f"{e} For a stage, give the file (or a folder of such files, one per architecture) as "
@@ -550,7 +564,7 @@ def load_config(folder:Path|str)->StageConfig: # the configuration a run was mad
 
 # what a run's results do not depend on: a resumed run may change these
 _NOT_TRAINING = {'live', 'git_commit', 'git_push', 'resume', 'overwrite', 'source', 'data_root', 'experiments_root', 'latency_batches',
-                 'compile'}
+                 'compile', 'grad_checkpointing'}  # the last two change time and memory, not the results
 
 def config_changes(old:StageConfig, # e.g. an interrupted run's `load_config`
                    new:StageConfig, # the configuration about to run
@@ -602,11 +616,34 @@ def _prepare_run_dir(cfg:StageConfig)->Path:
     save_config(cfg, folder)
     return folder
 
+def grad_checkpointing_choice(cfg:StageConfig, # its `grad_checkpointing`: True, False or 'auto'
+                              model:nn.Module, # the model the stage trains
+                              teacher:nn.Module|None=None, # its frozen teacher, held on the same device
+                              device=None, # where it trains; default `default_device()`
+                              budget:int|None=None, # bytes a step may take; default 80% of the GPU's memory
+                             )->tuple: # (on, why in a few words)
+    "Whether a stage checkpoints gradients: as set, or with 'auto' only where its counted step would not fit the device."
+    if cfg.grad_checkpointing != 'auto': return bool(cfg.grad_checkpointing), 'as set'
+    device = default_device(device)
+    if budget is None:
+        if device.type != 'cuda': return False, f'auto: the {device.type} has no device memory to save'
+        budget = int(0.8 * torch.cuda.get_device_properties(device).total_memory)
+    size = (3, cfg.img_size, cfg.img_size)
+    need = step_memory(model, cfg.batch_size // get_world_size(), size, amp_dtype(device, cfg.amp), teacher)['total']
+    return need > budget, f"auto: a step takes about {need / 2**30:.1f} GB of a {budget / 2**30:.1f} GB budget"
+
 def stage_learner(cfg:StageConfig, data:StageData, model:nn.Module,
                   teacher:nn.Module|None=None, adapter=None, # from `stage_teacher`
                   cbs:list=(), # extra callbacks, e.g. the live dashboard
                   quiet:bool=False, device=None)->Learner:
     "The learner for a stage, writing logs, checkpoints and the exported model into the run folder."
+    device = default_device(device)
+    cfg.grad_checkpointing, why = grad_checkpointing_choice(cfg, model, teacher, device)  # config.yaml records the choice
+    if hasattr(model, 'set_grad_checkpointing'): model.set_grad_checkpointing(cfg.grad_checkpointing)
+    if not quiet and is_main_process():
+        stem = f"{cfg.stem} stem, " if cfg.arch == 'cnn' else ''
+        print(f"step: {stem}gradient checkpointing {'on' if cfg.grad_checkpointing else 'off'} ({why}), "
+              f"compile {cfg.compile if cfg.compile in ('step', 'model') else 'model' if cfg.compile else 'off'}")
     folder = prepare_run_dir(cfg)
     seed_everything(cfg.seed, cfg.deterministic)
     export = dict(mean=data.mean, std=data.std, task=data.ds.task, label_names=list(data.ds.label_names), dataset=cfg.dataset)
@@ -794,7 +831,7 @@ def run_stage(quiet:bool=True, # no progress bars
     timings, clock = {}, [time.perf_counter()]
     def lap(step): # seconds since the previous step ended: where a stage's time outside its epochs goes
         now = time.perf_counter(); timings[step] = now - clock[0]; clock[0] = now
-    cfg = stage_config(**params)
+    cfg = stage_config(device=device, **params)
     device = init_distributed(device)  # torchrun's process group, if it started this process; else nothing
     say = not quiet and is_main_process()
     lock_run(cfg)  # first: a twin of this run fails before it loads anything

@@ -24,8 +24,8 @@ from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier,
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
            'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Learner', 'adamw', 'fit',
            'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule',
-           'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'freeze', 'Distill',
-           'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
+           'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'CompiledStep', 'freeze',
+           'Distill', 'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
            'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'ProgressBar', 'DataParallel', 'MethodGradSync',
            'make_learner']
 
@@ -128,7 +128,7 @@ class Learner:
         self.opt, self.training, self.epoch, self.n_epoch, self.start_epoch, self.opt_steps = None, False, 0, 0, 0, 0
         self.autocast = contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
-        self.teacher_out, self.exception = None, None
+        self.teacher_out, self.exception, self.compiled_step = None, None, None  # `CompiledStep` sets the last
         self.cbs, self.handlers = [], {}
         self.add_cbs([Recorder()] + list(cbs or []))
 
@@ -202,6 +202,7 @@ def adamw(model:nn.Module, # model whose parameters are optimised
     return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd, **(dict(fused=True) if fused else {}))
 
 def _one_batch(self:Learner):
+    if self.training and self.compiled_step is not None: return self._compiled_batch()
     with self.autocast(): out = self.model(self.xb)
     self.out = out if isinstance(out, Outputs) else Outputs(out)
     self.pred = self.out.logits
@@ -214,6 +215,12 @@ def _one_batch(self:Learner):
     self('before_backward')
     self.scaler.scale(self.loss).backward()
     self._with_events(self._step, 'step', CancelStepException)
+
+def _compiled_batch(self:Learner):
+    "A training batch through `compiled_step`: forward, loss, backward and the optimizer's step in one call."
+    self.out, self.loss_parts = self.compiled_step(self.xb, self.yb, self.teacher_out, self.idx)
+    self.pred, self.loss = self.out.logits, self.loss_parts.total
+    self.opt_steps += 1
 
 def _step(self:Learner):
     self.scaler.step(self.opt)
@@ -283,7 +290,7 @@ def make_opt(self:Learner)->torch.optim.Optimizer:
         for group in param_groups_weight_decay(self.method_module(), self.wd): opt.add_param_group(group)
     return opt
 
-for f in (method_module, make_opt, _one_batch, _step, _all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
+for f in (method_module, make_opt, _one_batch, _compiled_batch, _step, _all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
 Learner.fit = fit
 
 # %% ../nbs/05_learner.ipynb #ec182ba4
@@ -382,7 +389,7 @@ class Recorder(Callback):
 
     def after_epoch(self):
         gpu = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == 'cuda' else None
-        self.row = dict(epoch=self.epoch, **self.stats, lr=self.opt.param_groups[0]['lr'],
+        self.row = dict(epoch=self.epoch, **self.stats, lr=float(self.opt.param_groups[0]['lr']),
                         epoch_time_s=time.perf_counter() - self.epoch_start,
                         samples_per_s=self.train_samples / max(self.train_time, 1e-9),
                         gpu_peak_mb=gpu, rss_peak_mb=_rss_peak_mb())
@@ -417,7 +424,10 @@ class CosineSchedule(Callback):
         if not learn.training: return
         progress = (learn.epoch + learn.iter / learn.n_iter) / learn.n_epoch
         lr = cosine_lr(progress, learn.lr, self.warmup_epochs / learn.n_epoch, self.min_lr)
-        for group in learn.opt.param_groups: group['lr'] = lr
+        for group in learn.opt.param_groups:
+            # a compiled step's learning rate is a tensor, changed in place: a new float would compile the step again
+            if isinstance(group['lr'], Tensor): group['lr'].fill_(lr)
+            else: group['lr'] = lr
 
 # %% ../nbs/05_learner.ipynb #2c1cf958
 class GradAccumulation(Callback):
@@ -464,6 +474,59 @@ class CompileModel(Callback):
     def __init__(self, **kwargs): self.kwargs = kwargs # passed to `torch.compile`
     def before_fit(self):
         if not hasattr(self.model, '_orig_mod'): self.learn.model = torch.compile(self.model, **self.kwargs)
+
+class CompiledStep(Callback):
+    "Compile the whole training step, forward, loss (distillation included), backward and the optimizer's step, as one function."
+    order = 60  # last: the model, the optimizer and a resumed state are in place
+    skipped = ('after_pred', 'after_loss', 'before_backward', 'before_step', 'after_step', 'after_cancel_step')
+    def __init__(self, **kwargs): self.kwargs = kwargs # passed to `torch.compile`; default on CUDA: mode='reduce-overhead' (CUDA graphs)
+
+    def before_fit(self):
+        learn = self.learn
+        others = sorted({f'{type(cb).__name__}.{e}' for e in self.skipped for cb in learn.handlers[e]
+                         if not (isinstance(cb, MixedPrecision) and not learn.scaler.is_enabled())})
+        if others or learn.scaler.is_enabled() or get_world_size() > 1:
+            why = (f"{', '.join(others)} would not run" if others else
+                   'fp16 needs a gradient scaler between backward and the step' if learn.scaler.is_enabled() else
+                   'several processes synchronise gradients between backward and the step')
+            raise ValueError(f"compile='step' runs forward, backward and the optimizer's step as one compiled function, so "
+                             f"nothing runs between them: {why}. Use compile=True (the model only), or leave out what needs "
+                             "those events (live=False for the dashboard's gradient view).")
+        # the learning rate as one tensor that the schedule changes in place; a float would be a constant of the compiled code
+        lr = torch.tensor(float(learn.opt.param_groups[0]['lr']), device=learn.device)
+        for group in learn.opt.param_groups: group['lr'] = lr
+        self.progress = torch.zeros((), device=learn.device) if getattr(learn.loss_func, 'uses_epoch', False) else None
+        kwargs = ({'mode': 'reduce-overhead'} if learn.device.type == 'cuda' else {}) | self.kwargs
+        self.compiled = torch.compile(self.step, **kwargs)
+        learn.compiled_step = self.kept if learn.device.type == 'cuda' and kwargs.get('mode') == 'reduce-overhead' else self.compiled
+
+    def before_batch(self):
+        learn = self.learn
+        if learn.training and self.progress is not None: self.progress.fill_(learn.epoch + learn.iter / learn.n_iter)
+
+    def step(self, x:Tensor, y:Tensor, teacher_out, idx)->tuple: # (the model's Outputs, LossParts), detached
+        "One training step, eager; what `torch.compile` compiles."
+        learn = self.learn
+        with learn.autocast(): out = learn.model(x)
+        out = out if isinstance(out, Outputs) else Outputs(out)
+        parts = learn.loss_func(out, y, teacher_out, epoch=0. if self.progress is None else self.progress, idx=idx)
+        parts.total.backward()
+        learn.opt.step()
+        learn.opt.zero_grad(set_to_none=True)
+        return (Outputs(out.logits.detach()), LossParts(parts.total.detach(), {k: v.detach() for k, v in parts.terms.items()}))
+
+    def kept(self, *args)->tuple:
+        "The compiled step under CUDA graphs: its outputs live in the graphs' memory, which the next step overwrites; kept ones are copied."
+        torch.compiler.cudagraph_mark_step_begin()
+        out, parts = self.compiled(*args)
+        return Outputs(out.logits.clone()), LossParts(parts.total.clone(), {k: v.clone() for k, v in parts.terms.items()})
+
+    def cleanup_fit(self):
+        self.learn.compiled_step = None
+        for group in self.learn.opt.param_groups: group['lr'] = float(group['lr'])  # the optimizer as it was, for a later fit
+        # each fit compiles its own step (the code is guarded on this learner's objects); dropping the compiled code
+        # frees its memory (and CUDA graphs') and keeps the next stage in this process under dynamo's recompile limit
+        torch._dynamo.reset()
 
 # %% ../nbs/05_learner.ipynb #7c6de5c4
 def freeze(model:nn.Module # the teacher
@@ -934,7 +997,7 @@ def make_learner(model:nn.Module, # the network to train
                  grad_accum:int=1, # batches per optimizer step
                  clip_grad:float|None=None, # max gradient norm, or None
                  channels_last:bool=False, # NHWC memory layout (CNNs)
-                 compile:bool=False, # wrap the model with torch.compile
+                 compile:bool|str=False, # True or 'model': torch.compile the model; 'step': the whole training step (`CompiledStep`)
                  path:Path|str|None=None, # run folder for logs and checkpoints; None logs nothing to disk
                  monitor:str='val_acc', # validation column that selects the best checkpoint
                  resume:bool=False, # continue from the run folder's last checkpoint
@@ -956,7 +1019,8 @@ def make_learner(model:nn.Module, # the network to train
     if grad_accum > 1: callbacks.append(GradAccumulation(grad_accum))
     if clip_grad: callbacks.append(GradClip(clip_grad))
     if channels_last: callbacks.append(ChannelsLast())
-    if compile: callbacks.append(CompileModel())
+    if compile not in (False, True, 'model', 'step'): raise ValueError(f"compile={compile!r}: use False, True ('model') or 'step'.")
+    if compile: callbacks.append(CompiledStep() if compile == 'step' else CompileModel())
     if get_world_size() > 1: callbacks += [DataParallel(), MethodGradSync()]
     if loss.needs is not None:
         callbacks.append(TeacherCache(teacher, teacher_cache, teacher_input, teacher_cache_folder) if teacher_cache else Distill(teacher, teacher_input))

@@ -453,7 +453,7 @@ def make_loaders(ds:PreparedDataset, # a prepared dataset
                  device=None, # default `default_device()`
                  seed:int=0, # seeds shuffling and augmentation
                  views:int|None=None, # teacher-cache mode for the train loader (see `DeviceLoader`)
-                 eval_batch_size:int|None=None, # default: twice `batch_size`
+                 eval_batch_size:int|None=None, # default: 4 × `batch_size` (no gradients, no saved activations: larger batches fit)
                  pad:int=4, # train crop padding (native pixels)
                  flip:bool=True, # train horizontal flips
                  out_channels:int=3, # model input channels
@@ -468,6 +468,6 @@ def make_loaders(ds:PreparedDataset, # a prepared dataset
     common = dict(img_size=img_size, mean=mean, std=std, device=device, seed=seed, out_channels=out_channels,
                   channels_last=channels_last, rank=rank, world_size=world_size, in_memory=in_memory, keep_on_device=keep_on_device)
     make = lambda split, train, bs, **kw: DeviceLoader(ds.images(split), ds.labels(split), bs, train=train, **common, **kw)
-    eval_bs = eval_batch_size or 2 * batch_size
+    eval_bs = eval_batch_size or 4 * batch_size
     return Loaders(make('train', True, batch_size, views=views, pad=pad, flip=flip),
                    make('val', False, eval_bs), make('test', False, eval_bs))

@@ -49,6 +49,7 @@ class Method(nn.Module):
     needs:str|None = 'logits' # from the teacher: 'logits', 'features' or None
     reads:str = 'logits' # from the student: 'logits', 'taps' (features and embedding) or 'heads' (a distilled ViT's two)
     tasks:tuple = ('multi-class', 'binary-class', 'ordinal-regression', 'multi-label')
+    uses_epoch:bool = False # whether its loss depends on training progress (a warm-up); a compiled step then passes it as a tensor
 
     def __init__(self,
                  task:str='multi-class', # the dataset's task: multi-label switches the hard-label term to BCE
@@ -144,7 +145,7 @@ def binary_soft_kl(student_logits:Tensor, # (B, L) one logit per label
 @register_method
 class DKDLoss(Method):
     "Decoupled knowledge distillation: CE + warm-up × (alpha·TCKD + beta·NCKD)."
-    name, tasks = 'dkd', ('multi-class', 'binary-class', 'ordinal-regression')
+    name, tasks, uses_epoch = 'dkd', ('multi-class', 'binary-class', 'ordinal-regression'), True
     defaults = dict(alpha=1., beta=8., T=4., warmup=20.) # the paper's and mdistiller's CIFAR configuration
 
     def forward(self, student:Outputs, targets:Tensor, teacher:Outputs|None=None, epoch:float=0., idx=None)->LossParts:
@@ -163,7 +164,9 @@ class DKDLoss(Method):
         log_q_t = F.log_softmax((t / T).masked_fill(target_mask, -1e4), -1)
         q_t = log_q_t.exp().masked_fill(target_mask, 0)
         nckd = (q_t * (log_q_t - log_q_s)).masked_fill(target_mask, 0).sum(-1).mean() * T * T
-        weight = min(epoch / self.warmup, 1.) if self.warmup > 0 else 1.
+        if self.warmup <= 0: weight = 1.
+        else: # a compiled step passes progress as a tensor, so that a new value does not compile the step again
+            weight = (epoch / self.warmup).clamp(max=1.) if isinstance(epoch, Tensor) else min(epoch / self.warmup, 1.)
         kd = weight * (self.alpha * tckd + self.beta * nckd)
         return LossParts(ce + kd, {'ce': ce, 'kd': kd})
 

@@ -22,7 +22,8 @@ from .core import atomic_path, write_json, default_device, amp_dtype, synchroniz
 __all__ = ['FAMILIES', 'CHAIN', 'WEIGHT_SUFFIXES', 'timm_name', 'WeightsUnavailableError', 'create_model', 'model_input_config',
            'export_model', 'load_exported', 'ForwardHooks', 'tap_indices', 'tap_modules', 'tap_channels',
            'forward_taps', 'Tapped', 'layer_outputs', 'evaluating', 'feature_maps', 'unfused_attention',
-           'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout', 'count_flops', 'model_stats']
+           'capture_attention', 'attention_maps', 'rollout_matrix', 'attention_rollout', 'count_flops', 'model_stats',
+           'step_memory']
 
 # %% ../nbs/02_models.ipynb #b914bdeb
 FAMILIES = {'cnn': {'teacher': 'resnet50', 'assistant': 'resnet34', 'student': 'resnet18'},
@@ -503,3 +504,35 @@ def model_stats(model:nn.Module, # any model
             stats[f'img_per_s_bs{batch}'] = batch / seconds
     finally: model.to(home)
     return stats
+
+# %% ../nbs/02_models.ipynb #f1cb4903
+def _saved_bytes(model:nn.Module, x:torch.Tensor, dtype)->int:
+    "Bytes of the tensors autograd keeps for the backward pass of one forward on `x` (each storage once, parameters not)."
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved = {}
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params: saved[storage.data_ptr()] = storage.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+         torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        model(x)
+    return sum(saved.values())
+
+def step_memory(model:nn.Module, # the model a stage trains (its gradient checkpointing as it is set)
+                batch_size:int, # the training batch on one device
+                input_size:tuple[int, int, int], # (C, H, W) of one image
+                dtype:torch.dtype|None=torch.bfloat16, # the autocast dtype of training (None: fp32)
+                teacher:nn.Module|None=None, # a frozen teacher held beside it on the device
+               )->dict: # bytes: activations, weights (with gradients and AdamW state), teacher, total
+    "A training step's device memory, counted on the CPU from the tensors autograd keeps, without a GPU."
+    home, was_training = next(model.parameters()).device, model.training
+    try:
+        model.to('cpu').train()  # training mode: what is kept for backward (batch norm's statistics need 2 images)
+        small, large = (_saved_bytes(model, torch.zeros(n, *input_size), dtype) for n in (2, 4))
+    finally: model.to(home).train(was_training)
+    per_image = (large - small) / 2
+    activations = int(per_image * batch_size + (small - 2 * per_image))
+    weights = 16 * sum(p.numel() for p in model.parameters() if p.requires_grad) + 4 * sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    held = 4 * sum(p.numel() for p in teacher.parameters()) if teacher is not None else 0
+    return dict(activations=activations, weights=weights, teacher=held, total=activations + weights + held)

@@ -22,7 +22,7 @@ from .viz import save_figure, draw_confusion
 __all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference',
            'method_difference', 'seeds_needed', 'verdict', 'baseline_rates', 'chain_baselines', 'summarise_seeds',
            'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'plot_confusion_matrices', 'results_table',
-           'chain_findings', 'method_comparison', 'methods_table', 'write_report']
+           'stem_difference', 'chain_findings', 'method_comparison', 'methods_table', 'write_report']
 
 # %% ../nbs/09_report.ipynb #e80dffa2
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
@@ -44,7 +44,8 @@ def collect_runs(root:Path|str|None=None # the experiments folder; default `expe
         cost, monitor = s.get('stats') or {}, s['monitor'].removeprefix('val_')
         rows.append(dict(arch=s['arch'], variant=s['variant'], dataset=s['dataset'], run=s['run'],
                          seed=(s.get('config') or {}).get('seed', StageConfig.seed), model=s['model'],
-                         kd_method=s['kd_method'], teacher_arch=(s.get('config') or {}).get('teacher_arch'), params_m=cost.get('params', math.nan) / 1e6,
+                         kd_method=s['kd_method'], teacher_arch=(s.get('config') or {}).get('teacher_arch'),
+                         stem=(s.get('config') or {}).get('stem'), params_m=cost.get('params', math.nan) / 1e6,
                          gflops=cost.get('flops', math.nan) / 1e9, latency_ms_bs1=cost.get('latency_ms_bs1', math.nan),
                          latency_ms_bs64=cost.get('latency_ms_bs64', math.nan), epochs=s['epochs'], best_epoch=s['best_epoch'],
                          monitor=s['monitor'], best_val=s['val'][monitor], test_acc=s['test']['acc'], test_f1=s['test']['f1'],
@@ -401,6 +402,15 @@ def _baselines(chain:pd.DataFrame)->str|None:
     return (f"baselines that learned nothing: {', '.join(parts)} test accuracy, and AUC 0.5; the students reach "
             f"{_span(acc.min(), acc.max(), '.4f')}, {_span(acc.min() / stronger, acc.max() / stronger, '.1f')}× the stronger")
 
+def stem_difference(runs:pd.DataFrame # `collect_runs` rows (a `stem` column: each ResNet run's, None for a ViT)
+                   )->str|None: # a sentence naming which runs took which stem, or None when they agree
+    "Say when ResNet runs compared side by side were trained with different stems: their accuracies then differ by more than the method."
+    stems = runs.dropna(subset=['stem']) if 'stem' in runs else runs.iloc[:0]
+    if stems['stem'].nunique() < 2: return None
+    parts = [f"{stem} stem: {', '.join(sorted({RUN_LABELS[r] for r in group['run']}))}" for stem, group in stems.groupby('stem')]
+    return ("these runs differ in the ResNet stem (" + '; '.join(parts) + "): at 32 px the stem alone moves accuracy by "
+            "points, so compare runs trained with the same one (stem='cifar' or 'imagenet')")
+
 def chain_findings(chain:pd.DataFrame # the `collect_runs` rows of one chain (one or more seeds per run)
                   )->list[str]: # one sentence per question the chain can answer, then the baselines
     "What a chain's runs answer, in test accuracy, in words that follow the intervals over seeds."
@@ -413,8 +423,8 @@ def chain_findings(chain:pd.DataFrame # the `collect_runs` rows of one chain (on
         out.append(f"the teacher ({acc['teacher']:.4f}) scores below the student trained without distillation "
                    f"({acc['student_no_kd']:.4f}): it had nothing to teach, so distillation could not help here; train the "
                    "teacher longer, or from pretrained weights")
-    baselines = _baselines(chain)
-    return out + ([baselines] if baselines else [])
+    baselines, stems = _baselines(chain), stem_difference(chain)
+    return out + ([baselines] if baselines else []) + ([stems] if stems else [])
 
 # %% ../nbs/09_report.ipynb #6ec8e1c4
 def _method_label(kd_method:str, teacher_arch)->str:
@@ -509,7 +519,8 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
             compared = method_comparison(methods) if methods['kd_method'].nunique() > 2 or methods['teacher_arch'].notna().any() else []
             if compared: lines += [f'#### {arch}: methods compared', '', methods_table(compared), '',
                                    *[f"- {RUN_LABELS[r['run']]}, {r['method']} against {what}: {verdict(r[key])}"
-                                     for r in compared for key, what in (('vs_kd', 'KD'), ('vs_no_kd', 'no KD')) if key in r], '']
+                                     for r in compared for key, what in (('vs_kd', 'KD'), ('vs_no_kd', 'no KD')) if key in r],
+                                   *([f'- {stems}'] if (stems := stem_difference(methods)) else []), '']
     if runs['run'].isin(BASELINES).any():
         save_figure(plot_ablation(runs), out/'assistant_ablation.png')
         lines += ['## Assistant ablation', '', '![assistant ablation](assistant_ablation.png)', '']
