@@ -18,6 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # kd_nb from this checkout, installed or not
 FAILED, JSONL = [], None  # JSONL: --out's gpu_check.jsonl, written line by line so a run cut short keeps its figures
+DEADLINE = float('inf')  # perf_counter() by which the run must end (--minutes): what does not fit is skipped and said
+
+
+def time_left(): return DEADLINE - time.perf_counter()
+
+
+def fits(name, seconds):
+    "Whether a part expected to take `seconds` fits the time left; if not, say it was skipped."
+    if time_left() >= seconds: return True
+    emit(check=name, skipped=True, reason=f'about {seconds:.0f} s needed, {max(time_left(), 0):.0f} s left of --minutes')
+    return False
 
 
 def emit(**record):
@@ -98,6 +109,25 @@ def chains(device, data, epochs, tiny, out, root):
          largest_callbacks_s=largest(events, 12), goal='<= 0.10')
 
 
+def compiled(device, data, tiny, root):
+    "A stage with compile='step' (CUDA graphs on a GPU) against the same stage eager: both train, and how fast."
+    from kd_nb.experiment import run_stage
+    common = dict(arch='cnn', stage='student_no_kd', dataset='cifar10', preset='quick', epochs=3, live=False, source=str(data),
+                  data_root=str(root/'data'), device=device, overwrite=True)
+    if tiny: common |= dict(dataset=tiny, batch_size=32, latency_batches=[1], epochs=1)
+    for compile_setting in (False, 'step'):
+        if not fits(f'stage compile={compile_setting}', 90): continue
+        start = time.perf_counter()
+        try: summary = run_stage(compile=compile_setting, experiments_root=str(root/f'compiled_{compile_setting}'), **common)
+        except Exception as e:
+            emit(check=f'stage compile={compile_setting}', ok=False, error=f'{type(e).__name__}: {e}', trace=traceback.format_exc()[-2000:])
+            continue
+        rows = [float(r['samples_per_s']) for r in _rows(summary)]
+        emit(check=f'stage compile={compile_setting}', ok=True, test_acc=summary['test']['acc'], wall_s=time.perf_counter() - start,
+             epochs_s=summary['train_time_s'], img_s_by_epoch=rows, grad_checkpointing=summary['config']['grad_checkpointing'],
+             stem=summary['config']['stem'])
+
+
 def methods(device, data, epochs, tiny, out, root):
     "Every registered method's stage on the device: the teacher-to-student run of each family, after `chains` made the teachers."
     from kd_nb.experiment import run_stage
@@ -125,10 +155,14 @@ def _train_images(summary):
     return sizes['train'] // summary['config']['batch_size'] * summary['config']['batch_size']
 
 
-def _last_row(summary):
+def _rows(summary):
     from kd_nb.experiment import StageConfig, run_dir
     from kd_nb.metrics import MetricsCSV
-    rows = MetricsCSV(run_dir(StageConfig(**summary['config']))/'metrics.csv').rows()
+    return MetricsCSV(run_dir(StageConfig(**summary['config']))/'metrics.csv').rows()
+
+
+def _last_row(summary):
+    rows = _rows(summary)
     return rows[-1] if rows else {}
 
 
@@ -171,10 +205,15 @@ def benchmarks(device, tiny, root):
     "The GPU figures: memory, loop, kd, amp, viz, progress, loader, peer (32 and 224 px)."
     from kd_nb.bench import run_benchmark
     d = str(device)
-    plans = [('memory', dict(device=d)),
-             ('loop', dict(device=d, epochs=3, batch_size=128)),
-             ('kd', dict(device=d, batch_size=128)),
+    # issue 26's figures first, at the scale users train (50,000 images), then the earlier ones; what does not fit is skipped
+    plans = [('limit', dict(device=d, with_stage=True, n_train=50_000, epochs=3, batch_size=128, compile='step')),
+             ('limit', dict(device=d, with_stage=True, n_train=50_000, epochs=3, batch_size=128, compile='')),
+             ('peer', dict(device=d, img_size=32, epochs=3, scale=50_000)),
+             ('kd', dict(device=d, batch_size=128, n_train=50_000)),
              ('amp', dict(device=d, batch_size=64, models='cnn_student,vit_student,cnn_teacher')),
+             ('peer', dict(device=d, img_size=224, epochs=1, batch_size=64, scale=50_000)),
+             ('memory', dict(device=d)),
+             ('loop', dict(device=d, epochs=3, batch_size=128)),
              ('viz', dict(device=d, batch_size=128, epochs=3)),
              ('progress', dict(device=d, batch_size=128, epochs=3)),
              ('loader', dict(device=d)),
@@ -190,11 +229,13 @@ def benchmarks(device, tiny, root):
                      progress=dict(device=d, img_size=16, epochs=1, repeats=1, n_train=256),
                      loader=dict(device=d, batch_size=4, batches=2, img_size=32, workers=0, min_seconds=0),
                      methods=dict(device=d, family='vit', img_size=16, batch_size=16, n_train=64, repeats=1, data='generated'),
+                     limit=dict(device=d, img_size=16, batch_size=64, epochs=2, n_train=512, with_stage=True, compile=''),
                      peer=dict(device=d, img_size=16, epochs=1, workers=0, batch_size=32, dataset=tiny, data_root=str(root/'data')))
         plans = list(dict.fromkeys((name, None) for name, _ in plans[:-1]))
         plans = [(name, small[name]) for name, _ in plans]
     elif torch.cuda.device_count() >= 2: plans.append(('ddp', dict(nproc=2, batch_size=256, epochs=3)))  # NCCL, a GPU per process
     for name, options in plans:
+        if not fits(f'bench {name}', 60 if tiny else 120): continue
         if name == 'viz' and not (_importable('ipywidgets') and _importable('IPython')):
             emit(check=f'bench {name}', ok=False, error='needs ipywidgets and IPython: carry them as wheels (make gpu-prepare)')
             continue
@@ -212,7 +253,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', default=None, help='a cifar-10-batches-py folder; default .gpu-data/ or ../shared/data/')
     parser.add_argument('--out', default=os.environ.get('OUT'), help='folder for gpu_check.jsonl and the summaries')
-    parser.add_argument('--only', default='chains,methods,cuda,bench', help='comma-separated: chains, methods (needs chains), cuda, bench')
+    parser.add_argument('--only', default='cuda,compiled,bench,chains,methods',
+                        help='comma-separated, run in this order: cuda, compiled, bench, chains, methods (needs chains)')
+    parser.add_argument('--minutes', type=float, default=8., help='end within this many minutes: parts that would not fit are skipped, and said')
     parser.add_argument('--epochs', type=int, default=5, help="epochs of each chain stage")
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--tiny', action='store_true', help='tiny settings: checks the machinery, measures nothing')
@@ -224,7 +267,8 @@ def main(argv=None):
                                                                ROOT.parent/'shared'/'data'/'cifar-10-batches-py') if p.is_dir()), None)
     if data is None or not data.is_dir(): parser.error('no CIFAR-10 copy: pass --data, or run make gpu-prepare first.')
     os.environ['KD_SHARED_DATA'] = str(data.parent)  # the benchmarks read the same copy
-    global JSONL
+    global JSONL, DEADLINE
+    DEADLINE = time.perf_counter() + 60 * args.minutes
     out = Path(args.out) if args.out else None
     if out: out.mkdir(parents=True, exist_ok=True); JSONL = out/'gpu_check.jsonl'; JSONL.write_text('')
     parts, start = args.only.split(','), time.perf_counter()
@@ -237,9 +281,10 @@ def main(argv=None):
             results = run_notebook(ROOT/'nbs'/'03_losses.ipynb', flags=())
             failed = [dict(cell=i, error=err) for i, _, err in results if err]
             emit(check='notebook runner (CPU cells of 03_losses)', ok=bool(results) and not failed, cells=len(results), failed=failed)
-    if 'chains' in parts: chains(device, data, 1 if tiny else args.epochs, tiny, out, root)
-    if 'methods' in parts: methods(device, data, 1 if tiny else args.epochs, tiny, out, root)
+    if 'compiled' in parts: compiled(device, data, tiny, root)
     if 'bench' in parts: benchmarks(device, tiny, root)
+    if 'chains' in parts and fits('chains', 240): chains(device, data, 1 if tiny else args.epochs, tiny, out, root)
+    if 'methods' in parts and fits('methods', 120): methods(device, data, 1 if tiny else args.epochs, tiny, out, root)
     emit(check='gpu-check', ok=not FAILED, failed=FAILED, seconds=time.perf_counter() - start)
     return 1 if FAILED else 0
 

@@ -18,8 +18,8 @@ from .learner import Callback, CancelFitException
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
            'loop_benchmark', 'kd_benchmark', 'OpCounter', 'ops_benchmark', 'seconds_per_call', 'amp_benchmark',
-           'viz_benchmark', 'progress_benchmark', 'peer_benchmark', 'ddp_benchmark', 'step_peak_memory',
-           'memory_benchmark', 'methods_benchmark']
+           'viz_benchmark', 'progress_benchmark', 'peer_benchmark', 'ddp_benchmark', 'scaled_cifar10',
+           'limit_benchmark', 'step_peak_memory', 'memory_benchmark', 'methods_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -79,13 +79,15 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
 
 # %% ../nbs/90_bench.ipynb #2d364068
 def _bench_images(data:str, n_images:int)->tuple:
-    "Images, labels and a description: the shared CIFAR-10 copy (its training images, then its test images), or generated CIFAR-sized images."
+    "Images, labels and a description: the shared CIFAR-10 copy (its training images, then its test images, repeated as often as `n_images` needs), or generated CIFAR-sized images."
     from kd_nb.data import read_cifar10
     folder = shared_data()/'cifar-10-batches-py'
     if data == 'auto' and folder.is_dir():
         c = read_cifar10(folder)
         images, labels = (np.concatenate([c[f'{s}_{k}'] for s in ('train', 'test')]) for k in ('images', 'labels'))
-        return images[:n_images], labels[:n_images], f'CIFAR-10 ({folder})'
+        repeated = f', repeated to {n_images:,}' if n_images > len(images) else ''
+        if repeated: images, labels = np.resize(images, (n_images, *images.shape[1:])), np.resize(labels, n_images)
+        return images[:n_images], labels[:n_images], f'CIFAR-10 ({folder}){repeated}'
     if data not in ('auto', 'generated'): raise ValueError(f"data={data!r}: use 'auto' or 'generated'.")
     rng = np.random.default_rng(0)
     return (rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n_images),
@@ -601,6 +603,7 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
                    source:str='auto', # a local copy to prepare from; 'auto': the shared CIFAR-10 copy for cifar10
                    data_root:str='', # prepared datasets; default `$KD_DATA` or datasets/
                    device:str='', # default: the best available
+                   scale:int=0, # > 0: CIFAR-10 at this many training images (the shared copy repeated, `scaled_cifar10`)
                   )->dict: # kd_nb_img_s, peer_img_s, speedup, both test accuracies and wall times, and the settings
     "A kd_nb stage against the plain PyTorch script a user would write instead, on the same data and settings."
     import tempfile
@@ -611,6 +614,10 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
     device = default_device(device or None)
     root = data_root or None
     if source == 'auto': source = str(shared_data()/'cifar-10-batches-py') if dataset == 'cifar10' else ''
+    if scale:
+        if dataset != 'cifar10': raise ValueError(f"scale is for cifar10 (the shared copy repeated), not {dataset!r}.")
+        scratch = tempfile.TemporaryDirectory()  # the scaled copy and its preparation, removed with the benchmark
+        source, root = str(scaled_cifar10(scratch.name, scale, scale // 5)), f'{scratch.name}/data'
     ds = load_dataset(dataset, ensure_prepared(dataset, root, source=source or None, verbose=False).parent)
     run = 'teacher' if stage == 'teacher' else 'student_no_kd'
     params = dict(arch=family, stage=run, dataset=dataset, preset='quick', epochs=epochs, batch_size=batch_size, lr=lr,
@@ -626,11 +633,12 @@ def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
     peer_s = time.perf_counter() - start
     train_images = epochs * (ds.split_sizes['train'] // batch_size) * batch_size  # both drop the last partial batch
     kd_nb_img_s, peer_img_s = train_images / kd_nb_s, train_images / peer_s
+    if scale: scratch.cleanup()
     return dict(speedup=kd_nb_img_s / peer_img_s, kd_nb_img_s=kd_nb_img_s, peer_img_s=peer_img_s,
                 kd_nb_test_acc=summary['test']['acc'], peer_test_acc=peer_test_acc,
                 kd_nb_s=kd_nb_s, peer_s=peer_s, kd_nb_epochs_s=summary['train_time_s'], kd_nb_timings_s=summary.get('timings_s'),
                 model=summary['model'], amp=str(amp), compile=compile, img_size=img_size, batch_size=batch_size,
-                epochs=epochs, train_images=train_images, workers=workers, dataset=dataset, device=str(device),
+                epochs=epochs, train_images=train_images, workers=workers, dataset=dataset, scale=scale, device=str(device),
                 gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
 
 # %% ../nbs/90_bench.ipynb #fa5ebfbe
@@ -678,6 +686,100 @@ def ddp_benchmark(nproc:int=2, # processes of the parallel run (GPUs, on a GPU m
             'test_acc_1': one['test']['acc'], f'test_acc_{nproc}': many['test']['acc'], 'model': one['model'], 'nproc': nproc,
             'threads_per_process': threads, 'img_size': img_size, 'batch_size': batch_size, 'epochs': epochs, 'dataset': dataset,
             'backend': 'nccl' if torch.cuda.is_available() else 'gloo'}
+
+# %% ../nbs/90_bench.ipynb #ffcc8b11
+def scaled_cifar10(folder:Path|str, # where to write cifar-10-batches-py/
+                   n_train:int=50_000, # training images, the shared copy's repeated (or generated ones)
+                   n_test:int=10_000, # test images, likewise
+                  )->Path: # the cifar-10-batches-py folder
+    "A CIFAR-10-sized copy in the official python-pickle layout: the shared copy's images repeated to `n_train` and `n_test`."
+    import pickle
+    from kd_nb.data import read_cifar10, _CIFAR_TRAIN
+    from kd_nb.testing import CIFAR10_LABELS
+    folder = Path(folder)/'cifar-10-batches-py'; folder.mkdir(parents=True, exist_ok=True)
+    shared = shared_data()/'cifar-10-batches-py'
+    rng = np.random.default_rng(0)
+    if shared.is_dir(): c = read_cifar10(shared)
+    else: c = {f'{s}_{k}': v for s in ('train', 'test') for k, v in (('images', rng.integers(0, 256, (1000, 32, 32, 3), dtype=np.uint8)),
+                                                                    ('labels', np.arange(1000) % 10))}
+    tile = lambda a, n: np.resize(a, (n, *a.shape[1:]))  # repeated in order until n
+    def dump(name, images, labels):
+        data = {b'batch_label': name.encode(), b'labels': [int(v) for v in labels],
+                b'data': images.transpose(0, 3, 1, 2).reshape(len(images), -1), b'filenames': [b'x.png'] * len(images)}
+        (folder/name).write_bytes(pickle.dumps(data, protocol=2))
+    train_x, train_y = tile(c['train_images'], n_train), tile(np.asarray(c['train_labels']), n_train)
+    for name, part in zip(_CIFAR_TRAIN, np.array_split(np.arange(n_train), len(_CIFAR_TRAIN))): dump(name, train_x[part], train_y[part])
+    dump('test_batch', tile(c['test_images'], n_test), tile(np.asarray(c['test_labels']), n_test))
+    (folder/'batches.meta').write_bytes(pickle.dumps({b'label_names': [n.encode() for n in CIFAR10_LABELS]}, protocol=2))
+    return folder
+
+def _limit_img_s(family:str, stage:str, images:torch.Tensor, labels:torch.Tensor, img_size:int, batch_size:int, epochs:int,
+                 amp:str, compile, device)->tuple: # (training images/s over the epochs after the first, seconds of the first)
+    "The ceiling: batches sliced from the device-resident uint8 set, normalised in one op, and a compiled step."
+    import torch.nn.functional as F
+    from kd_nb.core import amp_dtype
+    from kd_nb.learner import adamw
+    model = _model(family, stage, img_size).to(device).train()
+    if family == 'cnn': model = model.to(memory_format=torch.channels_last)
+    opt, dtype = adamw(model, 1e-3, 0.05, fused=True), amp_dtype(device, amp)
+    scale, shift = torch.full((1, 3, 1, 1), 1 / (255 * 0.25), device=device), torch.full((1, 3, 1, 1), -2., device=device)
+    def step(x, y):
+        x = torch.addcmul(shift, x.permute(0, 3, 1, 2), scale)  # uint8 NHWC -> float, channels-last memory
+        if x.shape[-1] != img_size: x = F.interpolate(x, size=img_size, mode='bilinear', antialias=True)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+    if compile == 'step': step = torch.compile(step, **({'mode': 'reduce-overhead'} if device.type == 'cuda' else {}))
+    elif compile: model = torch.compile(model)
+    n = len(images) // batch_size
+    times = []
+    for _ in range(epochs):
+        synchronize(device); start = time.perf_counter()
+        for i in range(n):
+            if compile == 'step' and device.type == 'cuda': torch.compiler.cudagraph_mark_step_begin()
+            step(images[i * batch_size:(i + 1) * batch_size], labels[i * batch_size:(i + 1) * batch_size])
+        synchronize(device); times.append(time.perf_counter() - start)
+    later = times[1:] or times
+    return n * batch_size * len(later) / sum(later), times[0]
+
+@benchmark('limit')
+def limit_benchmark(family:str='cnn', # 'cnn' or 'vit'
+                    stage:str='student', # the family's stage: ResNet-18 / ViT-Ti by default
+                    img_size:int=32, # input size (images are 32 px: larger sizes resize on the device)
+                    batch_size:int=128, # training batch
+                    epochs:int=3, # epochs; the first pays the compilation and is reported apart
+                    amp:str='gpu', # precision, as in `kd_nb.core.amp_dtype`
+                    compile:str='step', # 'step' (the whole step), 'model', or '' (none)
+                    n_train:int=50_000, # training images (the shared CIFAR-10 copy repeated)
+                    with_stage:bool=False, # also train a kd_nb stage on as many images and report its fraction of the limit
+                    device:str='', # default: the best available
+                   )->dict: # limit_img_s, and with a stage: stage_img_s, stage_fraction and its fixed costs
+    "The fastest training loop for a model on this machine, and a kd_nb stage's throughput as a fraction of it."
+    import tempfile
+    device = default_device(device or None)
+    with tempfile.TemporaryDirectory() as d:
+        source = scaled_cifar10(d, n_train, max(n_train // 5, 1000))
+        from kd_nb.data import read_cifar10
+        c = read_cifar10(source)
+        images = torch.from_numpy(c['train_images']).to(device)
+        labels = torch.as_tensor(np.asarray(c['train_labels']), dtype=torch.long, device=device)
+        limit, first = _limit_img_s(family, stage, images, labels, img_size, batch_size, epochs, amp, compile or False, device)
+        figures = dict(limit_img_s=limit, limit_first_epoch_s=first)
+        if with_stage:
+            from kd_nb.experiment import run_stage
+            start = time.perf_counter()
+            summary = _quietly(run_stage, device=device, arch=family, stage='student_no_kd' if stage == 'student' else stage,
+                               dataset='cifar10', preset='quick', epochs=epochs, batch_size=batch_size, img_size=img_size, amp=amp,
+                               compile=compile or False, live=False, source=str(source), data_root=f'{d}/data', experiments_root=f'{d}/runs')
+            wall = time.perf_counter() - start
+            folder = next(Path(f'{d}/runs').glob('*/*/*/*/seed*'))
+            stage_img_s = _stage_img_s(folder)
+            figures |= dict(stage_img_s=stage_img_s, stage_fraction=stage_img_s / limit, stage_wall_s=wall,
+                            stage_epochs_s=summary['train_time_s'], stage_outside_epochs_s=wall - summary['train_time_s'],
+                            stage_timings_s=summary.get('timings_s'), stage_test_acc=summary['test']['acc'])
+    return figures | dict(model=_short_name(family, stage), img_size=img_size, batch_size=batch_size, epochs=epochs, amp=amp,
+                          compile=compile, n_train=n_train, device=str(device),
+                          gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
 
 # %% ../nbs/90_bench.ipynb #cb2ae49c
 class _StopAfter:

@@ -126,6 +126,7 @@ class Learner:
         self.lr, self.wd, self.opt_func = lr, wd, opt_func or adamw
         self.path, self.config = (Path(path) if path else None), dict(config or {})
         self.opt, self.training, self.epoch, self.n_epoch, self.start_epoch, self.opt_steps = None, False, 0, 0, 0, 0
+        self.current_lr = None  # the schedule's rate for this batch, a float (`CosineSchedule`)
         self.autocast = contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
         self.teacher_out, self.exception, self.compiled_step = None, None, None  # `CompiledStep` sets the last
@@ -423,7 +424,7 @@ class CosineSchedule(Callback):
         learn = self.learn
         if not learn.training: return
         progress = (learn.epoch + learn.iter / learn.n_iter) / learn.n_epoch
-        lr = cosine_lr(progress, learn.lr, self.warmup_epochs / learn.n_epoch, self.min_lr)
+        learn.current_lr = lr = cosine_lr(progress, learn.lr, self.warmup_epochs / learn.n_epoch, self.min_lr)
         for group in learn.opt.param_groups:
             # a compiled step's learning rate is a tensor, changed in place: a new float would compile the step again
             if isinstance(group['lr'], Tensor): group['lr'].fill_(lr)
@@ -483,18 +484,17 @@ class CompiledStep(Callback):
 
     def before_fit(self):
         learn = self.learn
+        # a callback may declare events it can do without (`can_skip`): the dashboard's gradient view, which then stays empty
         others = sorted({f'{type(cb).__name__}.{e}' for e in self.skipped for cb in learn.handlers[e]
-                         if not (isinstance(cb, MixedPrecision) and not learn.scaler.is_enabled())})
+                         if e not in getattr(cb, 'can_skip', ()) and not (isinstance(cb, MixedPrecision) and not learn.scaler.is_enabled())})
         if others or learn.scaler.is_enabled() or get_world_size() > 1:
             why = (f"{', '.join(others)} would not run" if others else
                    'fp16 needs a gradient scaler between backward and the step' if learn.scaler.is_enabled() else
                    'several processes synchronise gradients between backward and the step')
             raise ValueError(f"compile='step' runs forward, backward and the optimizer's step as one compiled function, so "
-                             f"nothing runs between them: {why}. Use compile=True (the model only), or leave out what needs "
-                             "those events (live=False for the dashboard's gradient view).")
-        # the learning rate as one tensor that the schedule changes in place; a float would be a constant of the compiled code
-        lr = torch.tensor(float(learn.opt.param_groups[0]['lr']), device=learn.device)
-        for group in learn.opt.param_groups: group['lr'] = lr
+                             f"nothing runs between them: {why}. Use compile=True (the model only), or leave out what needs those events.")
+        # the learning rate as a tensor that the schedule changes in place: a float would be a constant of the compiled code
+        for group in learn.opt.param_groups: group['lr'] = torch.tensor(float(group['lr']), device=learn.device)
         self.progress = torch.zeros((), device=learn.device) if getattr(learn.loss_func, 'uses_epoch', False) else None
         kwargs = ({'mode': 'reduce-overhead'} if learn.device.type == 'cuda' else {}) | self.kwargs
         self.compiled = torch.compile(self.step, **kwargs)
@@ -924,7 +924,7 @@ class ProgressBar(Callback):
         self.last_time, self.last_iter = now, done
 
     def after_batch(self):
-        if not self.active or not self.learn.training: return
+        if not self.learn.training or not self.active: return
         done, now = self.learn.iter + 1, time.perf_counter()
         if not self.lines:
             self.bar.update(1)
@@ -992,6 +992,7 @@ def make_learner(model:nn.Module, # the network to train
                  feat_weight:float|None=None, # a feature method's weight (default: the method's, from its paper)
                  lr:float=1e-4, # peak learning rate (AdamW)
                  weight_decay:float=0.05, # AdamW weight decay
+                 opt_func=None, # `opt_func(model, lr, wd)` -> optimizer; default `adamw`: fused on a GPU, and with compile='step' everywhere
                  warmup_epochs:float=0., # linear warm-up before cosine annealing
                  amp:str|bool='auto', # mixed precision: 'auto', 'gpu', 'bf16', 'fp16', 'off' (see `kd_nb.core.amp_dtype`)
                  grad_accum:int=1, # batches per optimizer step
@@ -1028,5 +1029,8 @@ def make_learner(model:nn.Module, # the network to train
         callbacks += [CSVLogger(), SaveCheckpoint(monitor, resume=resume)]
         if tensorboard: callbacks.append(TensorBoardLogger())
         if export is not None: callbacks.append(ExportModel(**export))
-    return Learner(model, dls, loss, task=task, lr=lr, wd=weight_decay, cbs=callbacks + list(cbs), device=device,
+    # a compiled step takes the fused AdamW on every device: dynamo's trace of the for-loop one, with a tensor learning
+    # rate, gave NaN weights after a zero-rate warm-up step on the CPU (torch 2.14)
+    opt_func = opt_func or (partial(adamw, fused=True) if compile == 'step' else None)
+    return Learner(model, dls, loss, task=task, lr=lr, wd=weight_decay, opt_func=opt_func, cbs=callbacks + list(cbs), device=device,
                    path=path, config=config)

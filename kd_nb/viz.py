@@ -698,6 +698,7 @@ class DashboardWidgets:
 class LiveDashboard(Callback):
     "Live views of training, one per registered `Panel`, drawn within a share of the time and saved as PNGs at the end."
     order = 8  # after SaveCheckpoint (the best weights are back at after_fit), before TensorBoardLogger closes its writer
+    can_skip = ('before_step',)  # under compile='step' (one compiled step) the gradient-flow view has no data; the rest works
     run_valid = False
     def __init__(self,
                  label_names:list|None=None, # class names for titles and the confusion matrix; default: indices
@@ -761,11 +762,12 @@ class LiveDashboard(Callback):
     def after_batch(self):
         if not self.active: return
         progress = self.epoch + (self.iter + 1) / self.n_iter
-        if self.iter % max(1, self.n_iter // 50) == 0: self.lrs.append((progress, self.opt.param_groups[0]['lr']))
+        if self.iter % max(1, self.n_iter // 50) == 0: # the schedule's float: a compiled step's rate is a tensor on the device
+            self.lrs.append((progress, getattr(self.learn, 'current_lr', None) or float(self.opt.param_groups[0]['lr'])))
         if self.renderer is not None: self.renderer.pump()
         if self.renderer is None or time.perf_counter() - self.last_update < self.every: return
         if self.recorder.count:
-            self.running.append((progress, (self.recorder.sums[0] / self.recorder.count).item()))
+            self.running.append((progress, self.recorder.running_loss()))
             self.changed.add('curves')
         self._refresh()
 
