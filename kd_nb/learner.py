@@ -43,6 +43,7 @@ EVENTS = ('before_fit before_epoch before_train before_batch after_pred after_lo
 _EVENT_SET = frozenset(EVENTS)
 _INNER = set('before_batch after_pred after_loss before_backward before_step after_step after_cancel_step '
              'after_cancel_batch after_batch'.split())
+_PHASE_EVENTS = {p: (f'before_{p}', f'after_cancel_{p}', f'after_{p}') for p in ('fit', 'epoch', 'train', 'validate', 'batch', 'step')}
 
 # %% ../nbs/05_learner.ipynb #6474c221
 def _snake(name:str)->str:
@@ -186,9 +187,10 @@ class Learner:
         if failed is not None: raise failed
 
     def _with_events(self, f, name, cancel):
-        try: self(f'before_{name}'); f()
-        except cancel: self(f'after_cancel_{name}')
-        self(f'after_{name}')
+        before, after_cancel, after = _PHASE_EVENTS[name]  # spelt once: this runs twice a step
+        try: self(before); f()
+        except cancel: self(after_cancel)
+        self(after)
 
 # %% ../nbs/05_learner.ipynb #8d8401f2
 def adamw(model:nn.Module, # model whose parameters are optimised
@@ -337,7 +339,7 @@ class Recorder(Callback):
         learn = self.learn  # read directly: a step's callbacks run on the host's critical path
         parts = getattr(learn, 'loss_parts', None)
         if parts is None: return
-        n = len(learn.yb)
+        n = learn.yb.shape[0]
         if self.terms is None: self.terms = tuple(parts.terms)
         elif len(parts.terms) != len(self.terms) or any(a != b for a, b in zip(parts.terms, self.terms)):
             raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "

@@ -75,8 +75,9 @@ class Method(nn.Module):
                   targets:Tensor, # (B,) class indices, or (B, L) 0/1 for multi-label
                  )->Tensor: # scalar
         "Cross-entropy, or BCE for multi-label targets."
-        if self.task == 'multi-label': return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
-        return F.cross_entropy(logits.float(), targets)
+        if logits.dtype != torch.float32: logits = logits.float()  # autocast's 16-bit logits; a float32 batch pays no call
+        if self.task == 'multi-label': return F.binary_cross_entropy_with_logits(logits, targets.float())
+        return F.cross_entropy(logits, targets)
 
     def __call__(self,
                  student:Outputs|Tensor, # the student's outputs (or its logits)
@@ -156,7 +157,10 @@ class DKDLoss(Method):
         target_mask = F.one_hot(targets, s.shape[-1]).bool()
         # target vs. rest: two-way distributions, built in log space so that a target probability below float32's
         # range (a student's best logit far above the true class's) keeps its exact value and its gradient
-        log_b_s, log_b_t = (torch.stack([log_p[target_mask], log_p.masked_fill(target_mask, -torch.inf).logsumexp(-1)], -1)
+        # the target's entry by `gather`, not a boolean mask: a mask's result has a data-dependent size, which on a GPU
+        # makes the host wait for the device every step (and stops a compiled step at that point)
+        log_b_s, log_b_t = (torch.stack([log_p.gather(-1, targets[:, None]).squeeze(-1),
+                                         log_p.masked_fill(target_mask, -torch.inf).logsumexp(-1)], -1)
                             for log_p in (F.log_softmax(s / T, -1), F.log_softmax(t / T, -1)))
         tckd = F.kl_div(log_b_s, log_b_t, reduction='batchmean', log_target=True) * T * T
         # distribution over the non-target classes only: mask the target logit out before the softmax

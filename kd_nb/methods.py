@@ -64,8 +64,10 @@ class AT(Method):
 # %% ../nbs/03b_methods.ipynb #9d1d9fc5
 def _pair_distances(e:Tensor)->Tensor: # (B, B), normalised by the mean off-diagonal distance
     d = torch.cdist(e, e)
-    off = ~torch.eye(len(e), dtype=torch.bool, device=e.device)
-    return d / d[off].mean().clamp_min(1e-12)
+    n = len(e)
+    # the off-diagonal mean as sums, not a boolean mask: a mask's result has a data-dependent size, and on a GPU the
+    # host would wait for the device every step to learn it
+    return d / ((d.sum() - d.diagonal().sum()) / max(n * (n - 1), 1)).clamp_min(1e-12)
 
 def _triplet_angles(e:Tensor)->Tensor: # (B, B, B): cosine of the angle at j between i and k
     diff = F.normalize(e.unsqueeze(0) - e.unsqueeze(1), dim=2)  # diff[j, i] = (e_i - e_j)/|e_i - e_j|
@@ -131,8 +133,10 @@ class CRD(Method):
 
     def _nce(self, v:Tensor, memory:Tensor, rows:Tensor, which:int)->Tensor:
         scores = torch.exp(torch.bmm(memory[rows], v.unsqueeze(2)).squeeze(2) / self.T)  # (B, 1 + K)
-        if self.z[which] < 0: self.z[which] = scores.mean().detach() * memory.shape[0]
-        p = scores / self.z[which].clone()  # a copy: the next call sets the other estimate in place, which backward would see
+        # set on the first batch, on the device: an `if` on the estimate would make the host wait for the GPU every step
+        z = torch.where(self.z[which] < 0, scores.mean().detach() * memory.shape[0], self.z[which])
+        self.z[which] = z
+        p = scores / z  # `z` is its own tensor: the next call sets the other estimate in place, which backward must not see
         noise = self.k / memory.shape[0]
         return -(torch.log(p[:, 0] / (p[:, 0] + noise)).sum() + torch.log(noise / (p[:, 1:] + noise)).sum()) / len(v)
 
