@@ -13,7 +13,7 @@ from .core import FolderLockedError
 from .data import load_dataset, DataError
 from .verify import ensure_prepared
 from .models import CHAIN
-from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name,
+from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name, run_stage,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs,
                               nbs_file, preset_path, run_name, exported_model_dir, teacher_run_dir)
 from .losses import METHODS
@@ -163,6 +163,11 @@ def runs_table(rows:list, # (run, seed, summary dict, seconds or None, status) p
               for run, seed, s, t, status in rows]
     return '\n'.join(lines)
 
+def _run_in_process(cfg, params:dict, log_output:bool):
+    "Train one stage with `run_stage` here, its failure said as the other runners say theirs."
+    try: run_stage(quiet=not log_output, **params)
+    except Exception as e: raise PipelineError(f"Stage {cfg.stage} failed: {type(e).__name__}: {e}") from e
+
 def run_pipeline(arch:str, # 'cnn' or 'vit'
                  dataset:str, # a kd_nb dataset name
                  preset:str='quick', # 'quick' or 'full'
@@ -180,6 +185,7 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
                  log_output:bool=True, # stream each stage's printed output
                  nproc:int|None=None, # run each stage with `kd_stage` on this many processes under torchrun; None: papermill
                  methods:list[str]|None=None, # distil each distilled run with each of these methods (`kd_nb.losses.METHODS`)
+                 in_process:bool=False, # run each stage in this process (`run_stage`): no notebook and no kernel to start
                 )->dict: # run -> per seed 'skipped', 'trained' or 'resumed'; and 'report' -> results.md (or None)
     "Train a chain (and its baselines) stage by stage through papermill (or torchrun), seed after seed, then write the report."
     runs = pipeline_runs(stages, baselines)
@@ -199,7 +205,8 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
     plans = {seed: run_plan(base, runs, methods, seed) for seed in range(first, first + seeds)}
     for configs in plans.values(): check_plan(configs)
     say = print if log_output else (lambda *a, **k: None)
-    if nproc is None: say(f"== stage notebook: {Path(notebook or stage_notebook()).resolve()}")
+    if nproc is not None and in_process: raise PipelineError("nproc and in_process exclude each other: torchrun starts its own processes.")
+    if nproc is None and not in_process: say(f"== stage notebook: {Path(notebook or stage_notebook()).resolve()}")
     ensure_prepared(dataset, base['data_root'], source=source, verbose=log_output)
     train_images = load_dataset(dataset, base['data_root']).split_sizes['train']
     done, rows = {name: [] for name in plans[first]}, []
@@ -214,7 +221,8 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
             start = time.perf_counter()
             # the pipeline commits after the stage, so the executed notebook is part of the commit
             stage_params = base | dict(stage=cfg.stage, seed=seed, git_commit=False, git_push=False, kd_method=cfg.kd_method)
-            if nproc is None: run_stage_notebook(cfg, stage_params, notebook, kernel, log_output)
+            if in_process: _run_in_process(cfg, stage_params, log_output)
+            elif nproc is None: run_stage_notebook(cfg, stage_params, notebook, kernel, log_output)
             else: run_stage_torchrun(cfg, stage_params, nproc, log_output)
             summary = json.loads((folder/'summary.json').read_text())
             say(f"== {name}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
@@ -253,6 +261,7 @@ def _parser()->argparse.ArgumentParser:
                    help='print the path of the stage notebook (or of PRESET\'s parameters file) that kd_pipeline uses, and exit')
     p.add_argument('--quiet', action='store_true', help="do not stream the stages' output")
     p.add_argument('--nproc', type=int, metavar='N', help='train each stage on N processes of this machine (N GPUs) with torchrun, without a notebook')
+    p.add_argument('--in-process', action='store_true', help='train each stage in this process, without a notebook (no kernel to start)')
     return p
 
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
@@ -268,7 +277,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
             return 0
         done = run_pipeline(args.arch, args.dataset, args.preset, args.scratch, args.baselines, args.stages, args.seeds, args.source,
                             params, args.experiments_root, args.data_root, args.figures_root, args.kernel, args.notebook, not args.quiet,
-                            args.nproc, args.methods)
+                            args.nproc, args.methods, args.in_process)
     except (PipelineError, DataError, ValueError, FileNotFoundError, FolderLockedError) as e:
         print(f'kd_pipeline: {e}', file=sys.stderr)
         return 1
