@@ -785,6 +785,8 @@ class SaveCheckpoint(Callback):
         unwrap(self.model).load_state_dict(state['model'])
         if 'method' in state: self.learn.method_module().load_state_dict(state['method'])
         self.opt.load_state_dict(state['optimizer'])
+        # a compiled step saves its learning rate as a tensor; the run resumes as it is set now (`CompiledStep` converts again)
+        for group in self.opt.param_groups: group['lr'] = float(group['lr'])
         self.scaler.load_state_dict(state['scaler'])
         _set_rng_state(state['rng'])
         self.best, self.best_epoch = state['best'], state['best_epoch']
