@@ -135,7 +135,8 @@ def methods(device, data, epochs, tiny, out, root):
     common = dict(dataset='cifar10', preset='quick', epochs=epochs, live=False, source=str(data),
                   data_root=str(root/'data'), experiments_root=str(root/'experiments'), device=device)
     if tiny: common |= dict(dataset=tiny, batch_size=32, latency_batches=[1])
-    plan = [('cnn', m, None) for m in METHODS if m != 'ce' and METHODS[m].reads != 'heads']
+    # KD is the chains' own student_from_teacher run, trained above (and its folder is taken)
+    plan = [('cnn', m, None) for m in METHODS if m not in ('ce', 'kd') and METHODS[m].reads != 'heads']
     plan += [('vit', m, None) for m in ('at', 'crd', 'dist')] + [('vit', m, 'cnn') for m in METHODS if METHODS[m].reads == 'heads']
     for arch, method, teacher_arch in plan:
         name = f"method {arch}/{method}{f' ({teacher_arch} teacher)' if teacher_arch else ''}"
