@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_distributed.ipynb #acde6cb1
 from __future__ import annotations
-import datetime, gc, itertools, os, pickle, sys
+import datetime, gc, os, pickle, sys
 import torch
 import torch.distributed as dist
 import torch.nn as nn

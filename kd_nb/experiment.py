@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_experiment.ipynb #d46fc75b
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, re, shutil, subprocess, sys, time, warnings
+import argparse, dataclasses, math, os, re, shutil, subprocess, sys, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .core import (project_root, data_root, experiments_root, default_device, se
 from .data import dataset_info, load_dataset, DataError
 from .verify import ensure_prepared
 from .loader import make_loaders
-from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported, model_input_config,
+from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported,
                           model_stats, step_memory, WeightsUnavailableError)
 from .losses import METHODS
 import kd_nb.methods  # registers the feature methods and DeiT
