@@ -783,14 +783,11 @@ def limit_benchmark(family:str='cnn', # 'cnn' or 'vit'
                           gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
 
 # %% ../nbs/90_bench.ipynb #cb2ae49c
-class _StopAfter:
-    "A callback that ends the fit after `n` training batches."
-    def __new__(cls, n):
-        from kd_nb.learner import Callback, CancelFitException
-        class StopAfter(Callback):
-            def after_batch(self):
-                if self.training and self.iter + 1 >= n: raise CancelFitException()
-        return StopAfter()
+class _StopAfter(Callback):
+    "End the fit after `n` training batches."
+    def __init__(self, n:int): self.n = n
+    def after_batch(self):
+        if self.training and self.iter + 1 >= self.n: raise CancelFitException()
 
 def _method_student(family, stage, img_size, kd_method=None, **kw):
     "The stage's student; for a method that reads two heads (DeiT), timm's distilled ViT of the same size."

@@ -39,7 +39,6 @@ class CancelFitException(Exception): "Stop training and go to `after_fit`."
 EVENTS = ('before_fit before_epoch before_train before_batch after_pred after_loss before_backward before_step '
           'after_step after_cancel_step after_cancel_batch after_batch after_cancel_train after_train before_validate '
           'after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit cleanup_fit').split()
-_EVENT_SET = frozenset(EVENTS)
 _INNER = set('before_batch after_pred after_loss before_backward before_step after_step after_cancel_step '
              'after_cancel_batch after_batch'.split())
 _PHASE_EVENTS = {p: (f'before_{p}', f'after_cancel_{p}', f'after_{p}') for p in ('fit', 'epoch', 'train', 'validate', 'batch', 'step')}
@@ -340,7 +339,7 @@ class Recorder(Callback):
         if parts is None: return
         n = learn.yb.shape[0]
         if self.terms is None: self.terms = tuple(parts.terms)
-        elif len(parts.terms) != len(self.terms) or any(a != b for a, b in zip(parts.terms, self.terms)):
+        elif tuple(parts.terms) != self.terms:
             raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "
                                "a method returns the same named terms for every batch (zero where a term does not apply).")
         # kept detached, not summed: a batch costs the device nothing here; the split reduces them once, at its end

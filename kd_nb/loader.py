@@ -49,10 +49,15 @@ class SampleOrder:
     def __len__(self)->int: # batches per epoch for this rank
         return -(-self.n_samples // self.batch_size)
 
+    def epoch_samples(self, epoch:int, # the epoch
+                     )->np.ndarray: # int64 sample indices, the batches one after the other
+        "This rank's samples in `epoch`, in order, without the last partial batch where it is dropped."
+        return self.indices(epoch)[:self.n_samples]
+
     def batches(self, epoch:int, # the epoch
                )->Iterator[np.ndarray]: # the sample indices of each batch
         "The batches of `epoch`, in order."
-        order = self.indices(epoch)[:self.n_samples]
+        order = self.epoch_samples(epoch)
         for start in range(0, len(order), self.batch_size): yield order[start:start + self.batch_size]
 
     def in_index_order(self)->np.ndarray: # every `world_size`-th sample from `rank` on, in index order
@@ -64,6 +69,14 @@ class SampleOrder:
                 f"{', drop_last' if self.drop_last else ''}, seed={self.seed}, rank {self.rank} of {self.world_size})")
 
 # %% ../nbs/01c_loader.ipynb #38035927
+def _pad_mirror(x:torch.Tensor, # uint8 (M, H, W, C)
+                pad:int, # zero margin on every side
+                mirror:bool, # append every image mirrored left to right
+               )->torch.Tensor: # (M or 2M, H + 2 pad, W + 2 pad, C): the images, then their mirrors
+    "Images prepared for a crop and a flip by one gather: padded, and followed by their mirror images."
+    if pad: x = F.pad(x, (0, 0, pad, pad, pad, pad))
+    return torch.cat([x, x.flip(2)]) if mirror else x
+
 class ImageStore:
     "A uint8 `(N, H, W, C)` image set, padded and mirrored once for cropping, kept in RAM, memory-mapped on disk, or on the GPU."
     def __init__(self, images, # uint8 (N, H, W, C) array, memmap or tensor
@@ -100,10 +113,7 @@ class ImageStore:
 
     def __len__(self)->int: return self.image_shape[0]
 
-    def _prepared(self, x:torch.Tensor)->torch.Tensor: # (M, H, W, C) -> padded, then the mirrored copies after them
-        p = self.pad
-        if p: x = F.pad(x, (0, 0, p, p, p, p))
-        return torch.cat([x, x.flip(2)]) if self.mirror else x
+    def _prepared(self, x:torch.Tensor)->torch.Tensor: return _pad_mirror(x, self.pad, self.mirror)
 
     def source(self, idx:np.ndarray, # int64 sample indices
               )->tuple: # (uint8 (M, H + 2 pad, W + 2 pad, C) tensor holding the images, their rows in it)
@@ -236,9 +246,7 @@ class DeviceTransform:
         "The whole transform of a batch of raw images: crop+flip (train), channel expansion, resize, normalisation."
         if self.crops:
             offsets, flips = (t.numpy() for t in self.augment_params(idx, view))
-            p = self.pad
-            source = F.pad(x, (0, 0, p, p, p, p)) if p else x
-            source = torch.cat([source, source.flip(2)])
+            source = _pad_mirror(x, self.pad, self.flip)
             starts = self.crop_index(np.arange(len(x)), offsets, flips, tuple(source.shape), len(x))
             x = self.crop(source, torch.from_numpy(starts).to(x.device))
         return self.finish(x)
@@ -423,7 +431,7 @@ class DeviceLoader:
         return self.transform.finish(x), y, torch.from_numpy(idx)
 
     def __iter__(self)->Iterator[tuple]: # (x float32 (B, C, H, W) on device, y on device, idx int64 (B,) on CPU)
-        order = self.order.indices(self.epoch)[:self.order.n_samples]
+        order = self.order.epoch_samples(self.epoch)
         return self._batches(order, self.view_of(order, self.epoch).numpy() if self.train else 0)
 
     def iter_view(self, view:int, # the view every sample gets
