@@ -170,16 +170,19 @@ def _model(family, stage, img_size, n_classes=10, **kw):
 # %% ../nbs/90_bench.ipynb #47bfd4bc
 @contextlib.contextmanager
 def callback_times()->collections.Counter: # 'Callback.event' -> seconds, filled while the block runs
-    "Time every callback's handler of every event inside the block (every learner: the callbacks' shared `__call__` is wrapped)."
-    from kd_nb.learner import Callback
-    times, call = collections.Counter(), Callback.__call__
-    def timed(cb, event):
-        start = time.perf_counter()
-        try: return call(cb, event)
-        finally: times[f'{type(cb).__name__}.{event}'] += time.perf_counter() - start
-    Callback.__call__ = timed
+    "Time every callback's handler of every event inside the block (every learner made in it: `Learner.handler` is wrapped)."
+    from kd_nb.learner import Learner
+    times, handler = collections.Counter(), Learner.handler
+    def timed_handler(cb, event):
+        method, name = handler(cb, event), f'{type(cb).__name__}.{event}'
+        def timed(cb):
+            start = time.perf_counter()
+            try: return method(cb)
+            finally: times[name] += time.perf_counter() - start
+        return timed
+    Learner.handler = staticmethod(timed_handler)
     try: yield times
-    finally: Callback.__call__ = call
+    finally: Learner.handler = staticmethod(handler)
 
 def largest(times:dict, # name -> seconds, as `callback_times` gives them
             n:int=8, # how many to keep
@@ -303,18 +306,20 @@ class OpCounter(TorchDispatchMode):
 
 # %% ../nbs/90_bench.ipynb #0e0dd038
 class _StepWindow(Callback):
-    "Count ops (or time the host) from the start of training batch `start` to that of `start + steps`, then stop the fit."
+    "Count ops, or time each step on the host, from the start of training batch `start` to that of `start + steps`; then stop the fit."
     order, run_valid = -1000, False  # first at before_batch: a step is all from one batch's start to the next one's
     def __init__(self, start:int, steps:int, count:bool):
-        self.start, self.steps, self.count, self.counter, self.seconds = start, steps, count, None, None
+        self.start, self.steps, self.count, self.counter, self.stamps = start, steps, count, None, []
     def before_batch(self):
-        if self.iter == self.start:
-            if self.count: self.counter = OpCounter(); self.counter.__enter__()
-            self.began = time.perf_counter()
+        if self.iter < self.start: return
+        if not self.count: self.stamps.append(time.perf_counter())
+        if self.iter == self.start and self.count: self.counter = OpCounter(); self.counter.__enter__()
         elif self.iter == self.start + self.steps:
-            self.seconds = time.perf_counter() - self.began
             if self.counter is not None: self.counter.__exit__(None, None, None)
             raise CancelFitException()
+    @property
+    def step_us(self)->float: # the median step's host time: a step the machine interrupted does not count
+        return float(np.median(np.diff(self.stamps))) * 1e6
 
 def _kd_loss(alpha:float=0.7, T:float=4.):
     "The loss a user would write: Hinton's KD, or cross-entropy alone when there is no teacher."
@@ -371,10 +376,10 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
                   batch_size:int=8, # the counted steps' batch (the counts do not depend on it)
                   steps:int=32, # steps counted: one NaN-guard check falls in 32
                   host_steps:int=256, # steps timed with the negligible model
-                  repeats:int=3, # timed windows of each kind; the fastest counts
+                  repeats:int=9, # timed pairs of windows (kd_nb, bare loop); the medians count
                   views:int=2, # cached views per image
                   modes:str='no_kd,cached,online', # which kinds of step to count and time
-                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, host_us, bare_host_us; and the loader's figures
+                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, host_us, bare_host_us, host_overhead_us; the loader's figures
     "kd_nb's training step against a bare PyTorch loop: kernel-like ops counted, and host time with a negligible model."
     import copy
     from kd_nb.loader import DeviceLoader
@@ -396,14 +401,15 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
         bare = _bare_steps(mode, copy.deepcopy(student), teacher, table, dl, 2, 4, count=True, same_batch=True).counter
         dl, host, bare_host, alone = timed(**kw), [], [], []
         table = _cached_table(tiny(1), dl, views) if mode == 'cached' else None
-        for _ in range(repeats):
-            host.append(_kd_nb_steps(mode, tiny(2), tiny(1), dl, warm, host_steps, count=False, views=views).seconds)
-            bare_host.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False).seconds)
-            alone.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False, same_batch=True).seconds)
-        us = lambda seconds: 1e6 * min(seconds) / host_steps
+        for _ in range(repeats):  # kd_nb and the bare loop side by side: each pair meets the machine in the same state
+            host.append(_kd_nb_steps(mode, tiny(2), tiny(1), dl, warm, host_steps, count=False, views=views).step_us)
+            bare_host.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False).step_us)
+            alone.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False, same_batch=True).step_us)
+        median = lambda values: float(np.median(values))
         figures |= {f'{mode}.kd_nb_ops': ours.total / steps, f'{mode}.bare_ops': bare.total / 4,
-                    f'{mode}.ops_ratio': ours.total / steps / (bare.total / 4), f'{mode}.host_us': us(host),
-                    f'{mode}.bare_host_us': us(bare_host), f'{mode}.bare_host_no_loader_us': us(alone),
+                    f'{mode}.ops_ratio': ours.total / steps / (bare.total / 4), f'{mode}.host_us': median(host),
+                    f'{mode}.bare_host_us': median(bare_host), f'{mode}.host_overhead_us': median(np.subtract(host, bare_host)),
+                    f'{mode}.bare_host_no_loader_us': median(alone),
                     f'{mode}.extra_ops': dict(collections.Counter({k: v / steps for k, v in ours.counts.items()})
                                               - collections.Counter({k: v / 4 for k, v in bare.counts.items()}))}
     dl = loader(32 * 200, 32, 32)

@@ -26,17 +26,17 @@ from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, 
 from .losses import METHODS
 import kd_nb.methods  # registers the feature methods and DeiT
 from .metrics import MetricsCSV
-from .learner import Learner, make_learner, unwrap, monitor_mode, improves
+from .learner import Learner, make_learner, unwrap, monitor_mode, improves, CheckpointWriteError
 from .viz import LiveDashboard, plot_confusion, save_figure
 from .distributed import init_distributed, destroy_distributed, launched_distributed, get_rank, get_world_size, run_on_main
 
 # %% auto #0
 __all__ = ['BASELINES', 'RUNS', 'RUN_PLAN', 'PRESETS', 'DEFAULT_BATCH', 'STAGE_PARAMS', 'QUICK_VIT_GRID', 'PARAM_RULES',
            'STAGE_SETTINGS', 'CLEAN_SH', 'RESULT_FILES', 'for_family', 'preset_values', 'nbs_file', 'preset_path',
-           'write_presets', 'StageConfig', 'stage_params', 'check_params', 'distilled_name', 'stage_model_name',
-           'method_settings', 'stage_config', 'weights_file', 'variant', 'run_name', 'run_dir', 'run_status',
-           'exported_model_dir', 'teacher_run_dir', 'teacher_dir', 'method_warnings', 'StageData', 'input_norm',
-           'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
+           'write_presets', 'StageConfig', 'stage_params', 'yaml_value', 'check_params', 'distilled_name',
+           'stage_model_name', 'method_settings', 'stage_config', 'weights_file', 'variant', 'run_name', 'run_dir',
+           'run_status', 'exported_model_dir', 'teacher_run_dir', 'teacher_dir', 'method_warnings', 'StageData',
+           'input_norm', 'budget_epochs', 'sample_budget', 'stage_data', 'stage_model', 'TeacherInput', 'stage_teacher',
            'check_teacher', 'save_config', 'load_config', 'config_changes', 'lock_run', 'unlock_run', 'prepare_run_dir',
            'grad_checkpointing_choice', 'stage_learner', 'best_row', 'stage_summary', 'write_clean_script',
            'git_commit_results', 'stage_dashboard', 'evaluate_test', 'stage_figures', 'results_message', 'finish_stage',
@@ -173,6 +173,17 @@ def stage_params(namespace:dict, # e.g. the stage notebook's `globals()` after i
     "The stage's parameters among a notebook's variables."
     return {k: namespace[k] for k in STAGE_PARAMS if k in namespace}
 
+# %% ../nbs/07_experiment.ipynb #a751a42c
+def yaml_value(text:str, # a value as typed after an option: '1e-3', 'true', '[64, 32]', 'cifar10'
+              ): # what safe YAML reads: a number, a string, a boolean, None, a list or a mapping
+    "Read a typed parameter value as YAML, as papermill's `-y` does; a tag or broken YAML is one `ValueError` line."
+    try: return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        # the safe loader refuses `!!python/...` tags (they would run code); its traceback says so in parser terms
+        why = ('a YAML tag is not read' if isinstance(e, yaml.constructor.ConstructorError)
+               else f'it is not valid YAML ({getattr(e, "problem", None) or e})')
+        raise ValueError(f"{text!r}: {why}. Write the value itself: a number, a word, true/false, or a list such as [64, 32].") from None
+
 # %% ../nbs/07_experiment.ipynb #142a11fb
 QUICK_VIT_GRID = 4  # the quick preset's ViTs see a 4 x 4 grid of patches: 16 tokens, whatever the input size
 
@@ -218,7 +229,7 @@ def _boolean_or(*words):
     return parse
 
 def _sizes(v):
-    if isinstance(v, str): v = yaml.safe_load(v)
+    if isinstance(v, str): v = yaml_value(v)
     if not isinstance(v, (list, tuple)): raise ValueError
     v = [_integer(x) for x in v]
     if not all(x >= 1 for x in v): raise ValueError
@@ -849,12 +860,17 @@ def run_stage(quiet:bool=True, # no progress bars
     finally: unlock_run(cfg)
 
 # %% ../nbs/07_experiment.ipynb #35543e32
+def _option_value(text:str):
+    "`yaml_value` for argparse, which reports an `ArgumentTypeError`'s words as they are."
+    try: return yaml_value(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def _stage_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='kd_stage', description='Train one stage as nbs/train_stage.ipynb does, in this process. '
                                 'Every option is a stage parameter, its value read as YAML (as papermill -p).')
     for f in dataclasses.fields(StageConfig):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        p.add_argument(f'--{f.name}', type=yaml.safe_load, default=argparse.SUPPRESS, metavar='VALUE',
+        p.add_argument(f'--{f.name}', type=_option_value, default=argparse.SUPPRESS, metavar='VALUE',
                        help=f"default: {default!r}{' (the preset’s, or derived)' if default is None else ''}")
     return p
 
@@ -867,7 +883,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
 def _stage_command(argv:list|None)->int:
     params = vars(_stage_parser().parse_args(argv))
     try: summary = run_stage(quiet=False, **params)
-    except (ValueError, FileNotFoundError, FileExistsError, DataError, FolderLockedError, WeightsUnavailableError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, DataError, FolderLockedError, WeightsUnavailableError,
+            CheckpointWriteError) as e:
         rank = f' (rank {get_rank()} of {get_world_size()})' if get_world_size() > 1 else ''
         sys.stderr.write(f'kd_stage{rank}: {e}\n'); sys.stderr.flush()  # one write: the processes' lines do not interleave
         return 1

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #1bd5a1a2
 from __future__ import annotations
-import contextlib, difflib, inspect, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
+import contextlib, difflib, errno, inspect, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -25,8 +25,8 @@ __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrain
            'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule',
            'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'CompiledStep', 'freeze',
            'Distill', 'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
-           'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'ProgressBar', 'DataParallel', 'MethodGradSync',
-           'make_learner']
+           'CheckpointWriteError', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'ProgressBar', 'DataParallel',
+           'MethodGradSync', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -41,6 +41,8 @@ EVENTS = ('before_fit before_epoch before_train before_batch after_pred after_lo
           'after_cancel_validate after_validate after_cancel_epoch after_epoch after_cancel_fit after_fit cleanup_fit').split()
 _INNER = set('before_batch after_pred after_loss before_backward before_step after_step after_cancel_step '
              'after_cancel_batch after_batch'.split())
+_CANCELS = (CancelBatchException, CancelStepException, CancelTrainException, CancelValidException, CancelEpochException,
+            CancelFitException) # control flow, not errors: passed on without a note
 _PHASE_EVENTS = {p: (f'before_{p}', f'after_cancel_{p}', f'after_{p}') for p in ('fit', 'epoch', 'train', 'validate', 'batch', 'step')}
 
 # %% ../nbs/05_learner.ipynb #6474c221
@@ -56,6 +58,14 @@ def _shadowing(cb, name:str):
     warnings.warn(f"{type(cb).__name__}.{name} shadows the learner's {name!r}: the learner keeps its own value, and the "
                   f"callback reads its copy. Assign self.learn.{name} to change the learner, or rename the callback's "
                   "attribute.", ShadowingWarning, stacklevel=3)
+
+def _runs_in(cb, event:str, training:bool)->bool:
+    "Whether `cb` handles `event` in this phase: `run_train`/`run_valid` limit the batch-level events."
+    return event not in _INNER or (cb.run_train if training else cb.run_valid)
+
+def _raised_in(e:BaseException, cb, event:str):
+    "Name the callback and event that raised `e` in its notes."
+    if hasattr(e, 'add_note'): e.add_note(f'(raised in callback {type(cb).__name__}.{event})')
 
 class Callback:
     "Base class for the learner's callbacks: define methods named after events."
@@ -90,16 +100,12 @@ class Callback:
 
     def __call__(self, event:str # one of `EVENTS`
                 ):
-        "Run this callback's method for `event`, if it has one and the phase allows."
+        "Run this callback's method for `event`, if it has one and the phase allows (as the learner's own dispatch does)."
         method = getattr(type(self), event, None)
-        if method is None: return
-        if event in _INNER and not (self.run_train if self.learn.training else self.run_valid): return
+        if method is None or not _runs_in(self, event, self.learn.training): return
         try: method(self)
-        except (CancelBatchException, CancelStepException, CancelTrainException, CancelValidException,
-                CancelEpochException, CancelFitException): raise
-        except Exception as e:
-            if hasattr(e, 'add_note'): e.add_note(f'(raised in callback {type(self).__name__}.{event})')
-            raise
+        except _CANCELS: raise
+        except Exception as e: _raised_in(e, self, event); raise
 
     def __repr__(self): return type(self).__name__
 
@@ -144,9 +150,19 @@ class Learner:
         return self
 
     def _sort_cbs(self):
-        "Order the callbacks, and list for each event the ones that handle it: an event calls those only."
+        "Order the callbacks; list for each event the ones that handle it, and for each event and phase what it calls."
         self.cbs.sort(key=lambda cb: cb.order)
         self.handlers = {e: [cb for cb in self.cbs if getattr(type(cb), e, None) is not None] for e in EVENTS}
+        # read once here, not per call: a batch fires seven events, most of which nothing handles
+        self._calls = {(e, training): tuple((cb, self.handler(cb, e)) for cb in cbs if _runs_in(cb, e, training))
+                       for e, cbs in self.handlers.items() for training in (True, False)}
+
+    @staticmethod
+    def handler(cb:Callback, # an attached callback
+                event:str, # an event it handles
+               ): # called with the callback
+        "What firing `event` calls for `cb`: its class's method (`kd_nb.bench.callback_times` wraps it to time it)."
+        return getattr(type(cb), event)
 
     def remove_cbs(self, cbs:list # callbacks to detach
                   ):
@@ -172,16 +188,20 @@ class Learner:
 
     def __call__(self, event:str # the event to fire: one of `EVENTS`
                 ):
-        "Fire `event` to every callback, in their order; `cleanup_fit` reaches every callback even if one of them fails."
-        handlers = self.handlers.get(event)
-        if handlers is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
-        if event != 'cleanup_fit':
-            for cb in handlers: cb(event)
-            return
+        "Fire `event` to every callback that handles it, in their order; `cleanup_fit` reaches each even if one fails."
+        calls = self._calls.get((event, self.training))
+        if calls is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
+        if event == 'cleanup_fit': return self._cleanup(calls)
+        try:
+            for cb, method in calls: method(cb)
+        except _CANCELS: raise
+        except Exception as e: _raised_in(e, cb, event); raise
+
+    def _cleanup(self, calls:tuple):
         failed = None  # files closed, threads joined: one callback's failure must not leave the others' undone
-        for cb in handlers:
-            try: cb(event)
-            except Exception as e: failed = failed or e
+        for cb, method in calls:
+            try: method(cb)
+            except Exception as e: _raised_in(e, cb, 'cleanup_fit'); failed = failed or e
         if failed is not None: raise failed
 
     def _with_events(self, f, name, cancel):
@@ -204,7 +224,9 @@ def adamw(model:nn.Module, # model whose parameters are optimised
 
 def _one_batch(self:Learner):
     if self.training and self.compiled_step is not None: return self._compiled_batch()
-    with self.autocast(): out = self.model(self.xb)
+    if self.autocast is contextlib.nullcontext: out = self.model(self.xb)  # full precision: no context to enter a batch
+    else:
+        with self.autocast(): out = self.model(self.xb)
     self.out = out if isinstance(out, Outputs) else Outputs(out)
     self.pred = self.out.logits
     self('after_pred')
@@ -268,7 +290,12 @@ def fit(self:Learner,
     except BaseException as e:
         self.exception = e
         raise
-    finally: self('cleanup_fit')
+    finally:
+        try: self('cleanup_fit')
+        except Exception as e:
+            if self.exception is None: raise
+            # the fit's own error is what happened (a full disk, say); a logger that then fails to close is its echo
+            if hasattr(self.exception, 'add_note'): self.exception.add_note(f'(then, cleaning up: {type(e).__name__}: {e})')
 
 def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
           )->nn.Module: # the underlying module, whose state dict has the plain parameter names
@@ -342,10 +369,12 @@ class Recorder(Callback):
         elif tuple(parts.terms) != self.terms:
             raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "
                                "a method returns the same named terms for every batch (zero where a term does not apply).")
-        # kept detached, not summed: a batch costs the device nothing here; the split reduces them once, at its end
-        self.losses.append((parts.total.detach(), *[v.detach() for v in parts.terms.values()]))
+        # kept, not summed: a batch costs the device nothing here; the split reduces them once, at its end. Detached
+        # where they hold a graph (a detach is a new tensor: labels, constant terms and validation outputs need none)
+        self.losses.append(tuple(v.detach() if v.requires_grad else v for v in (parts.total, *parts.terms.values())))
         self.sizes.append(n); self.count += n
-        self.preds.append(learn.pred.detach()); self.targets.append(learn.yb.detach()); self.idxs.append(learn.idx)
+        pred = learn.pred
+        self.preds.append(pred.detach() if pred.requires_grad else pred); self.targets.append(learn.yb); self.idxs.append(learn.idx)
 
     def weighted_sums(self, start:int=0, # the first batch to sum from
                      )->Tensor|None: # (1 + terms,) float64 on the CPU: each part times its batch size, summed
@@ -727,6 +756,9 @@ def improves(value:float, # this epoch's monitored value
     if best is None: return True
     return value >= best if mode == 'max' else value <= best
 
+class CheckpointWriteError(OSError):
+    "A checkpoint could not be written (a full disk, say); the one before it is intact, and the run resumes from it."
+
 class SaveCheckpoint(Callback):
     "Save `last.pt` every epoch and `best.pt` on improvement; resume from `last.pt`; end with the best weights."
     writer, error = None, None  # the background write in progress, and what it raised
@@ -766,20 +798,37 @@ class SaveCheckpoint(Callback):
             try:
                 arrived()  # the host copy is complete (from a GPU, it is still arriving when the thread starts)
                 self._write(state, best)
+                self.written_epoch = state.get('epoch')
             except BaseException as e: self.error = e
         self.writer = threading.Thread(target=write, name='kd_nb checkpoint writer')
         self.writer.start()
 
     def wait(self):
-        "Wait until the checkpoint being written is on disk; raise its error if writing it failed."
+        "Wait until the checkpoint being written is on disk; raise `CheckpointWriteError` if writing it failed."
         if self.writer is not None: self.writer.join(); self.writer = None
         error, self.error = self.error, None
-        if error is not None: raise RuntimeError(f'Writing the checkpoint {self.last_path} failed: {error}') from error
+        if error is not None: raise CheckpointWriteError(self._failure(error)) from error
+
+    def _failure(self, error:BaseException)->str:
+        "What failed, the disk's free space if it is full, and the checkpoint that is intact."
+        folder = self.last_path.parent
+        why = f'Writing the checkpoint {self.last_path} failed ({error}).'
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            why += f' The disk holding {folder} has {shutil.disk_usage(folder).free / 2**20:,.0f} MB free.'
+        if self.written_epoch is not None and self.last_path.exists():  # written atomically: a failed write left it as it was
+            return (f'{why} {self.last_path} is intact, from epoch {self.written_epoch + 1}: make room (or set experiments_root '
+                    'to another disk and move the run there), then run the same stage again; it resumes from that epoch.')
+        return f'{why} No checkpoint of this run was written: make room, then run the stage again.'
+
+    def after_batch(self):
+        if self.error is not None: self.wait()  # a failed write stops the fit now, not an epoch later
 
     def before_fit(self):
         self.best, self.best_epoch, self.finished_epoch, self.best_weights, self.writer, self.error = (None,) * 6
+        self.written_epoch = None  # the epoch `last.pt` holds, once known to be on disk
         if not (self.resume and self.last_path.exists()): return
         state = load_checkpoint(self.last_path)
+        self.written_epoch = state['epoch']
         unwrap(self.model).load_state_dict(state['model'])
         if 'method' in state: self.learn.method_module().load_state_dict(state['method'])
         self.opt.load_state_dict(state['optimizer'])
@@ -888,7 +937,8 @@ def _clock(seconds:float)->str: return time.strftime('%H:%M:%S', time.gmtime(max
 
 class ProgressBar(Callback):
     "Progress while an epoch trains (a bar on a terminal, plain lines elsewhere) and a one-line summary after each epoch."
-    order = 30
+    order, run_valid = 30, False
+    look_s = 0.2 # seconds between looks at the clock: most batches cost one comparison
     def __init__(self,
                  quiet:bool=False, # show nothing at all
                  style:str='auto', # 'bar' (tqdm, redrawn in place), 'lines' (plain lines), or 'auto': a bar on a terminal only
@@ -907,6 +957,8 @@ class ProgressBar(Callback):
         self.fit_start = time.perf_counter()
 
     def before_train(self):
+        # the batch at which to look at the clock next, and the look before (batch, time): they set the stride
+        self.next_look, self.looked = (1 if self.active else math.inf), (0, time.perf_counter())
         if not self.active: return
         self.last_time, self.last_iter = time.perf_counter(), 0
         if not self.lines: self.bar = tqdm(total=self.n_iter, desc=f'epoch {self.epoch + 1}/{self.n_epoch}', leave=False, mininterval=0.5)
@@ -926,16 +978,22 @@ class ProgressBar(Callback):
         self.last_time, self.last_iter = now, done
 
     def after_batch(self):
-        if not self.learn.training or not self.active: return
-        done, now = self.learn.iter + 1, time.perf_counter()
+        done = self.learn.iter + 1
+        if done < self.next_look: return
+        now = time.perf_counter()
+        (seen, then), self.looked = self.looked, (done, now)
+        stride = max(1, int(self.look_s * (done - seen) / max(now - then, 1e-9)))  # batches in about `look_s`
+        self.next_look = done + stride
         if not self.lines:
-            self.bar.update(1)
+            self.bar.update(done - self.bar.n)
             if now - self.last_time > 0.5:
                 self.bar.set_postfix_str(self._progress(done, now), refresh=False); self.last_time = now
             return
         since = now - self.last_time
         due = since >= self.every_s or done - self.last_iter >= self.every_fraction * self.n_iter
         if done < self.n_iter and due and since >= self.min_interval_s: self._line(done, now)
+        # a line due by batch count is looked for at its batch
+        self.next_look = min(self.next_look, self.last_iter + math.ceil(self.every_fraction * self.n_iter))
 
     def after_train(self):
         if hasattr(self, 'bar'): self.bar.close(); del self.bar

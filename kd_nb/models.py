@@ -290,9 +290,6 @@ class ForwardHooks:
     def __enter__(self): return self
     def __exit__(self, *exc): self.remove()
 
-def _no_hooks_left(model):
-    return all(not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks) for m in model.modules())
-
 # %% ../nbs/02_models.ipynb #b81fd7dc
 def tap_indices(model:nn.Module # a timm ResNet or ViT
                )->list[int]: # the indices `forward_intermediates` takes for the family's taps

@@ -13,7 +13,7 @@ from .core import FolderLockedError
 from .data import load_dataset, DataError
 from .verify import ensure_prepared
 from .models import CHAIN
-from .experiment import (BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name, run_stage,
+from .experiment import (yaml_value, BASELINES, RUNS, RUN_PLAN, PRESETS, STAGE_PARAMS, StageConfig, stage_config, stage_model_name, run_stage,
                               run_dir, run_status, git_commit_results, results_message, lock_run, unlock_run, budget_epochs,
                               nbs_file, preset_path, run_name, exported_model_dir, teacher_run_dir)
 from .losses import METHODS
@@ -269,7 +269,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     "The `kd_pipeline` command."
     parser = _parser()
     args = parser.parse_args(argv)
-    params = {name: yaml.safe_load(value) for name, value in args.param}
+    try: params = {name: yaml_value(value) for name, value in args.param}
+    except ValueError as e: parser.error(f'-p: {e}')
     if args.where is None and None in (args.arch, args.dataset): parser.error('--arch and --dataset are required (or --where)')
     try:
         if args.where is not None:

@@ -16,7 +16,7 @@ from .models import create_model
 
 # %% auto #0
 __all__ = ['tiny_dataset', 'write_cifar_batches', 'write_cifar_tar', 'write_image_folder', 'truncate', 'scratch_folder',
-           'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model']
+           'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model', 'hooked_modules']
 
 # %% ../nbs/97_testing.ipynb #44f0bfa3
 def tiny_dataset(root:Path|str, # the data root to prepare it under (the set is `root/name`)
@@ -149,3 +149,9 @@ def tiny_model(family:str='cnn', # 'cnn' (ResNet-18, CIFAR stem) or 'vit' (ViT-T
     seed_everything(seed)
     small = dict(stem='cifar') if family == 'cnn' else dict(patch_size=4)
     return create_model(family, 'student', n_classes, img_size=img_size, **small)
+
+# %% ../nbs/97_testing.ipynb #013ee898
+def hooked_modules(model:nn.Module, # a model that views or taps have been attached to and removed from
+                  )->list[str]: # the names of its modules that still hold a hook ('' is the model itself); empty if none
+    "The modules of `model` that still hold a forward, forward-pre or backward hook."
+    return [name for name, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks]
