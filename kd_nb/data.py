@@ -13,14 +13,25 @@ import numpy as np
 from .core import data_root, write_json, pid_alive, check_task, file_digests
 
 # %% auto #0
-__all__ = ['SPLITS', 'MEDMNIST_SIZES', 'CIFAR10_LABELS', 'FORMAT_VERSION', 'DataError', 'medmnist_flags', 'medmnist_name',
-           'dataset_names', 'DatasetInfo', 'prepared_names', 'dataset_info', 'read_cifar10', 'synthetic_npz',
-           'counter_hash', 'carve_val', 'val_size', 'prepare', 'prepare_command', 'PreparedDataset', 'load_dataset']
+__all__ = ['SPLITS', 'MEDMNIST_SIZES', 'CIFAR10_LABELS', 'CIFAR100_LABELS', 'DATASETS', 'FORMAT_VERSION', 'DataError',
+           'medmnist_flags', 'medmnist_name', 'dataset_names', 'DatasetInfo', 'prepared_names', 'dataset_info',
+           'register_dataset', 'DatasetKind', 'CifarKind', 'MedMNISTKind', 'read_cifar', 'read_cifar10',
+           'synthetic_npz', 'counter_hash', 'carve_val', 'val_size', 'prepare', 'prepare_command', 'PreparedDataset',
+           'load_dataset']
 
 # %% ../nbs/01_data.ipynb #12c31011
 SPLITS = ('train', 'val', 'test')
 MEDMNIST_SIZES = (28, 64, 128, 224)
 CIFAR10_LABELS = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+CIFAR100_LABELS = tuple('''apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy
+bridge bus butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud
+cockroach couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl
+hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree
+motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree
+plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea
+seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper
+table tank telephone television tiger tractor train trout tulip turtle wardrobe whale
+willow_tree wolf woman worm'''.split()) # fine labels, as in its meta
 
 class DataError(RuntimeError):
     "A dataset problem the user can fix; the message says how."
@@ -41,9 +52,9 @@ def medmnist_name(flag:str, # a 2D MedMNIST flag, e.g. 'pathmnist'
     "The kd_nb name of MedMNIST `flag` at `size`."
     return flag if size == 28 else f'{flag}_{size}'
 
-def dataset_names()->list: # 'cifar10', then every 2D MedMNIST flag at every size
-    "Every built-in dataset name."
-    return ['cifar10'] + [medmnist_name(f, s) for f in medmnist_flags() for s in MEDMNIST_SIZES]
+def dataset_names()->list: # 'cifar10', 'cifar100', then every 2D MedMNIST flag at every size
+    "Every built-in dataset name: each registered kind's (`DATASETS`)."
+    return [name for kind in DATASETS.values() for name in kind.names()]
 
 # %% ../nbs/01_data.ipynb #80d3d9fb
 @dataclass(frozen=True)
@@ -56,33 +67,12 @@ class DatasetInfo:
     @property
     def num_classes(self)->int: return len(self.label_names)
 
-def _medmnist_info(flag):
-    import medmnist
-    return medmnist.INFO[flag]
-
-def _parse_medmnist(name):
-    "(flag, size) for a MedMNIST name, None for anything else; sizes MedMNIST lacks raise."
-    flag, _, size = name.partition('_')
-    if not medmnist_flags() and flag.endswith('mnist'):
-        raise DataError(f"{name!r} looks like a MedMNIST set: MedMNIST's names and files come with the medmnist "
-                        "package, which is not installed here (pip install medmnist).")
-    if flag not in medmnist_flags(): return None
-    if not size: return flag, 28
-    if size.isdigit() and int(size) in MEDMNIST_SIZES[1:]: return flag, int(size)
-    raise DataError(f"{name!r}: MedMNIST comes in sizes {', '.join(map(str, MEDMNIST_SIZES))}; "
-                    f"use {flag!r} for 28 or {flag}_<size>, e.g. {medmnist_name(flag, 224)!r}.")
-
 def _builtin_info(name):
-    if name == 'cifar10':
-        return DatasetInfo('cifar10', 'cifar10', 'multi-class', CIFAR10_LABELS, 3, (32, 32),
-                           official_counts=dict(train=45_000, val=5_000, test=10_000))
-    parsed = _parse_medmnist(name)
-    if parsed is None: return None
-    flag, size = parsed
-    info = _medmnist_info(flag)
-    labels = tuple(info['label'][str(i)] for i in range(len(info['label'])))
-    return DatasetInfo(name, 'medmnist', check_task(info['task']), labels, info['n_channels'], (size, size),
-                       official_counts=dict(info['n_samples']), flag=flag, size=size)
+    "The `DatasetInfo` of a built-in name, from the kind that knows it; None for any other name."
+    for kind in DATASETS.values():
+        info = kind.info(name)
+        if info is not None: return info
+    return None
 
 def prepared_names(root:Path|str|None=None, # the data root; default `data_root()`
                   )->list: # names with a metadata.json under `root`
@@ -113,6 +103,124 @@ def dataset_info(name:str, # a built-in name, or a custom set prepared under `ro
     return DatasetInfo(name, meta['kind'], meta['task'], tuple(meta['label_names']), meta['channels'],
                        tuple(meta['image_size']))
 
+# %% ../nbs/01_data.ipynb #6e2df4c5
+DATASETS = {} # kind -> the `DatasetKind` that knows its names, files and preparation
+
+def register_dataset(kind:DatasetKind, # an instance, registered under its `kind`
+                    )->DatasetKind: # the same instance
+    "Make a kind of built-in dataset known to `dataset_info`, `prepare` and `kd_prepare`."
+    DATASETS[kind.kind] = kind
+    return kind
+
+class DatasetKind:
+    "A kind of built-in dataset: its names, what each is, how to fetch and prepare it, and its `kd_prepare` option."
+    kind:str = '' # the registry's key, and the `kind` recorded in its prepared sets' metadata
+    in_all:bool = True # prepared by `kd_prepare --all`
+    def names(self, size:int|None=None)->list: return [] # its dataset names (at one MedMNIST size, or all)
+    def info(self, name:str)->DatasetInfo|None: return None # what `name` is, or None if it is not this kind's
+    def download(self, info:DatasetInfo, target:Path)->Path: raise NotImplementedError # fetch into `target`: the file to prepare
+    def hint(self, info:DatasetInfo)->str: raise NotImplementedError # how to get the files by hand, offline
+    def command(self, info:DatasetInfo)->str: raise NotImplementedError # the kd_prepare line that prepares it
+    def prepare(self, final:Path, info:DatasetInfo, source:Path, downloaded:bool, seed:int)->Path: raise NotImplementedError
+    def add_option(self, group): raise NotImplementedError # add its option to kd_prepare's group of what to prepare
+    def requested(self, args, size:int)->list: return [] # the names its option asks for
+
+# %% ../nbs/01_data.ipynb #87a30d42
+class CifarKind(DatasetKind):
+    "CIFAR-10 or CIFAR-100 from the python-pickle release: the tar.gz, or its extracted folder."
+    def __init__(self, kind:str, # 'cifar10' or 'cifar100': the dataset's name and its option, --cifar10
+                 title:str, # as people write it: 'CIFAR-10'
+                 label_names:tuple, # the classes, in label order
+                 release:str, # torchvision's class for it ('CIFAR10'), which knows the files, their MD5s and the URL
+                 label_key:str='labels', # the batches' key for the labels (CIFAR-100's fine ones: 'fine_labels')
+                 in_all:bool=True): # prepared by kd_prepare --all
+        self.kind, self.title, self.label_names, self.release_name, self.label_key, self.in_all = kind, title, label_names, release, label_key, in_all
+
+    @property
+    def release(self): # torchvision's class for the release (imported when first needed)
+        import torchvision.datasets
+        return getattr(torchvision.datasets, self.release_name)
+    @property
+    def train_files(self)->tuple: return tuple(f for f, _ in self.release.train_list)
+    @property
+    def files(self)->tuple: return (*self.train_files, self.release.test_list[0][0], self.release.meta['filename'])
+
+    def names(self, size=None): return [self.kind]
+    def info(self, name):
+        if name != self.kind: return None
+        return DatasetInfo(name, self.kind, 'multi-class', self.label_names, 3, (32, 32),
+                           official_counts=dict(train=45_000, val=5_000, test=10_000))
+    def download(self, info, target):
+        self.release(root=str(target), train=False, download=True)
+        return target/self.release.filename
+    def hint(self, info):
+        return (f'download {self.release.filename} from https://www.cs.toronto.edu/~kriz/cifar.html on a machine with internet '
+                f'access, copy it here and run: kd_prepare --{self.kind} --source /path/to/{self.release.filename}')
+    def command(self, info): return f'kd_prepare --{self.kind} [--source PATH]'
+    def prepare(self, final, info, source, downloaded, seed): return _prepare_cifar(final, self, source, downloaded, seed)
+    def add_option(self, group):
+        group.add_argument(f'--{self.kind}', action='store_true', help=f'{self.title} (val: 5,000 images carved from train)')
+    def requested(self, args, size): return [self.kind] if getattr(args, self.kind) else []
+
+register_dataset(CifarKind('cifar10', 'CIFAR-10', CIFAR10_LABELS, 'CIFAR10'))
+register_dataset(CifarKind('cifar100', 'CIFAR-100', CIFAR100_LABELS, 'CIFAR100', label_key='fine_labels', in_all=False));
+
+# %% ../nbs/01_data.ipynb #692da4cb
+def _medmnist_info(flag):
+    import medmnist
+    return medmnist.INFO[flag]
+
+def _parse_medmnist(name):
+    "(flag, size) for a MedMNIST name, None for anything else; sizes MedMNIST lacks raise."
+    flag, _, size = name.partition('_')
+    if not medmnist_flags() and flag.endswith('mnist'):
+        raise DataError(f"{name!r} looks like a MedMNIST set: MedMNIST's names and files come with the medmnist "
+                        "package, which is not installed here (pip install medmnist).")
+    if flag not in medmnist_flags(): return None
+    if not size: return flag, 28
+    if size.isdigit() and int(size) in MEDMNIST_SIZES[1:]: return flag, int(size)
+    raise DataError(f"{name!r}: MedMNIST comes in sizes {', '.join(map(str, MEDMNIST_SIZES))}; "
+                    f"use {flag!r} for 28 or {flag}_<size>, e.g. {medmnist_name(flag, 224)!r}.")
+
+class MedMNISTKind(DatasetKind):
+    "The 2D MedMNIST sets at each size, from the npz files the medmnist package fetches."
+    kind = 'medmnist'
+    def names(self, size=None):
+        return [medmnist_name(f, s) for f in medmnist_flags() for s in ((size,) if size else MEDMNIST_SIZES)]
+    def info(self, name):
+        parsed = _parse_medmnist(name)
+        if parsed is None: return None
+        flag, size = parsed
+        info = _medmnist_info(flag)
+        labels = tuple(info['label'][str(i)] for i in range(len(info['label'])))
+        return DatasetInfo(name, 'medmnist', check_task(info['task']), labels, info['n_channels'], (size, size),
+                           official_counts=dict(info['n_samples']), flag=flag, size=size)
+    def download(self, info, target):
+        import medmnist
+        cls = getattr(medmnist, _medmnist_info(info.flag)['python_class'])
+        smallest = min(SPLITS, key=lambda s: info.official_counts[s])
+        cls(split=smallest, root=str(target), size=info.size, download=True, mmap_mode='r')
+        return target/f'{info.name}.npz'
+    def hint(self, info):
+        file, url = f'{info.name}.npz', _medmnist_info(info.flag)['url' + ('' if info.size == 28 else f'_{info.size}')]
+        return (f'download {file} from {url} on a machine with internet access, copy it here and run: '
+                f"kd_prepare --medmnist {info.flag}{'' if info.size == 28 else f' --size {info.size}'} --source /path/to/{file}")
+    def command(self, info): return f"kd_prepare --medmnist {info.flag}{'' if info.size == 28 else f' --size {info.size}'} [--source PATH]"
+    def prepare(self, final, info, source, downloaded, seed):
+        if source.is_dir(): source = source/f'{info.name}.npz'
+        if not source.is_file(): raise DataError(f'{source} does not exist; {self.hint(info)}')
+        return _prepare_npz_like(final, info.name, 'medmnist', source, downloaded, seed, info=info)
+    def add_option(self, group): group.add_argument('--medmnist', metavar='FLAG', help='a 2D MedMNIST flag, e.g. pathmnist')
+    def requested(self, args, size):
+        if not args.medmnist: return []
+        if args.medmnist not in medmnist_flags():
+            close = difflib.get_close_matches(args.medmnist, medmnist_flags(), n=2)
+            raise DataError(f"Unknown MedMNIST flag {args.medmnist!r}." + (f" Did you mean {' or '.join(map(repr, close))}?" if close else '')
+                            + f" 2D flags: {', '.join(medmnist_flags())}.")
+        return [medmnist_name(args.medmnist, size)]
+
+register_dataset(MedMNISTKind());
+
 # %% ../nbs/01_data.ipynb #aa560847
 _RECONSTRUCT = np.zeros(0).__reduce__()[0] # numpy's array reconstructor, whatever module numpy keeps it in
 
@@ -123,80 +231,84 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         # Batches written by Python 2 name `numpy.core.multiarray`, by numpy 2 `numpy._core.multiarray`.
         if name == '_reconstruct' and module in ('numpy.core.multiarray', 'numpy._core.multiarray'): return _RECONSTRUCT
         if (module, name) in self._allowed: return super().find_class(module, name)
-        raise pickle.UnpicklingError(f'refusing to load {module}.{name}: CIFAR-10 batches hold only arrays, lists and strings')
+        raise pickle.UnpicklingError(f'refusing to load {module}.{name}: CIFAR batches hold only arrays, lists and strings')
 
-def _unpickle_batch(data:bytes, where:str)->dict:
+def _unpickle_batch(data:bytes, where:str, title:str='CIFAR')->dict:
     try: obj = _ArrayOnlyUnpickler(io.BytesIO(data), encoding='latin1').load()
     except Exception as e:
-        raise DataError(f"{where} is truncated or not a CIFAR-10 python batch ({type(e).__name__}: {e}); "
+        raise DataError(f"{where} is truncated or not a {title} python batch ({type(e).__name__}: {e}); "
                         "replace it with a fresh copy.") from e
-    if not isinstance(obj, dict): raise DataError(f'{where} is not a CIFAR-10 python batch (it holds a {type(obj).__name__}).')
+    if not isinstance(obj, dict): raise DataError(f'{where} is not a {title} python batch (it holds a {type(obj).__name__}).')
     return {k.decode('latin1') if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
-def _cifar_batch(data:bytes, where:str)->tuple:
-    d = _unpickle_batch(data, where)
-    if 'data' not in d or 'labels' not in d:
-        raise DataError(f"{where} has no 'data' and 'labels': not a CIFAR-10 batch (CIFAR-100 uses 'fine_labels').")
-    images, labels = np.asarray(d['data']), np.asarray(d['labels'], dtype=np.int64)
+def _cifar_batch(data:bytes, where:str, kind:CifarKind)->tuple:
+    d = _unpickle_batch(data, where, kind.title)
+    if 'data' not in d or kind.label_key not in d:
+        raise DataError(f"{where} has no 'data' and {kind.label_key!r}: not a {kind.title} batch.")
+    images, labels = np.asarray(d['data']), np.asarray(d[kind.label_key], dtype=np.int64)
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3*32*32 or len(labels) != len(images):
         raise DataError(f"{where}: 'data' should be uint8 (N, 3072) with N labels; found {images.dtype} "
                         f"{images.shape} and {len(labels)} labels.")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9): raise DataError(f'{where}: labels outside 0..9.')
+    top = len(kind.label_names) - 1
+    if len(labels) and (labels.min() < 0 or labels.max() > top): raise DataError(f'{where}: labels outside 0..{top}.')
     return np.ascontiguousarray(images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
 
 # %% ../nbs/01_data.ipynb #6cdcd058
-_CIFAR_TRAIN = tuple(f'data_batch_{i}' for i in range(1, 6))
-_CIFAR_FILES = _CIFAR_TRAIN + ('test_batch', 'batches.meta')
+_CIFAR_TRAIN = tuple(f'data_batch_{i}' for i in range(1, 6)) # CIFAR-10's training batches
 
-def _cifar_files_from_tar(path:Path)->dict:
+def _cifar_files_from_tar(path:Path, kind:CifarKind)->dict:
     found = {}
     try:
         with tarfile.open(path, 'r:*') as tar:
             for member in tar:
                 base = member.name.rsplit('/', 1)[-1]
-                if member.isfile() and base in _CIFAR_FILES: found[base] = tar.extractfile(member).read()
+                if member.isfile() and base in kind.files: found[base] = tar.extractfile(member).read()
     except Exception as e:
         raise DataError(f'{path} is truncated or not a tar archive ({type(e).__name__}: {e}); download it again.') from e
-    missing = [f for f in _CIFAR_FILES if f not in found]
-    if missing: raise DataError(f"{path} lacks {', '.join(missing)}: not cifar-10-python.tar.gz.")
+    missing = [f for f in kind.files if f not in found]
+    if missing: raise DataError(f"{path} lacks {', '.join(missing)}: not {kind.release.filename}.")
     return found
 
-def _cifar_folder(path:Path)->Path:
-    for folder in (path, path/'cifar-10-batches-py'):
-        if (folder/'batches.meta').exists() or (folder/'data_batch_1').exists(): return folder
-    raise DataError(f'{path} holds no CIFAR-10 batches: expected data_batch_1..5, test_batch and batches.meta, '
-                    'or a cifar-10-batches-py folder holding them.')
+def _cifar_folder(path:Path, kind:CifarKind)->Path:
+    for folder in (path, path/kind.release.base_folder):
+        if any((folder/f).exists() for f in (kind.files[0], kind.files[-1])): return folder
+    raise DataError(f"{path} holds no {kind.title} batches: expected {', '.join(kind.files)}, "
+                    f'or a {kind.release.base_folder} folder holding them.')
 
-def read_cifar10(source:Path|str, # cifar-10-python.tar.gz, a cifar-10-batches-py folder, or a folder holding either
-                )->dict: # train/test images (N, 32, 32, 3) uint8 and int64 labels, label names, whether official
-    "Read CIFAR-10 from its published python-pickle format, without extracting or MD5-checking it."
-    from torchvision.datasets import CIFAR10
+def read_cifar(source:Path|str, # the release's tar.gz, its extracted folder, or a folder holding either
+               kind:str='cifar10', # 'cifar10' or 'cifar100'
+              )->dict: # train/test images (N, 32, 32, 3) uint8 and int64 labels, label names, whether official
+    "Read CIFAR-10 or CIFAR-100 from its published python-pickle format, without extracting or MD5-checking it."
+    kind = DATASETS[kind]
+    release, files = kind.release, kind.files
     source = Path(source).expanduser()
     if not source.exists(): raise DataError(f'{source} does not exist.')
-    if source.is_dir() and not (source/'data_batch_1').exists() and (source/'cifar-10-python.tar.gz').is_file():
-        source = source/'cifar-10-python.tar.gz'
+    if source.is_dir() and not (source/files[0]).exists() and (source/release.filename).is_file(): source = source/release.filename
     if source.is_dir():
-        folder = _cifar_folder(source)
-        missing = [f for f in _CIFAR_FILES if not (folder/f).is_file()]
+        folder = _cifar_folder(source, kind)
+        missing = [f for f in files if not (folder/f).is_file()]
         if missing: raise DataError(f"{folder} lacks {', '.join(missing)}.")
-        raw = {f: (folder/f).read_bytes() for f in _CIFAR_FILES}
-        where = {f: str(folder/f) for f in _CIFAR_FILES}
-        official_md5 = dict(CIFAR10.train_list + CIFAR10.test_list)
-        official = all(hashlib.md5(raw[f]).hexdigest() == md5 for f, md5 in official_md5.items())
-        fmt = 'cifar-10-batches-py'
+        raw, where = {f: (folder/f).read_bytes() for f in files}, {f: str(folder/f) for f in files}
+        official = all(hashlib.md5(raw[f]).hexdigest() == md5 for f, md5 in release.train_list + release.test_list)
+        fmt = release.base_folder
     elif tarfile.is_tarfile(source) or source.name.endswith(('.tar.gz', '.tgz')):
-        raw = _cifar_files_from_tar(source)
-        where = {f: f'{source} (member {f})' for f in _CIFAR_FILES}
-        official, fmt = file_digests(source, 'md5')[0] == CIFAR10.tgz_md5, 'cifar-10-python.tar.gz'
-    else: raise DataError(f'{source}: CIFAR-10 is read from cifar-10-python.tar.gz or a cifar-10-batches-py folder.')
-    train = [_cifar_batch(raw[f], where[f]) for f in _CIFAR_TRAIN]
-    test_images, test_labels = _cifar_batch(raw['test_batch'], where['test_batch'])
-    names = _unpickle_batch(raw['batches.meta'], where['batches.meta']).get('label_names')
-    if not isinstance(names, list) or len(names) != 10:
-        raise DataError(f"{where['batches.meta']} has no list of 10 'label_names'.")
+        raw, where = _cifar_files_from_tar(source, kind), {f: f'{source} (member {f})' for f in files}
+        official, fmt = file_digests(source, 'md5')[0] == release.tgz_md5, release.filename
+    else: raise DataError(f'{source}: {kind.title} is read from {release.filename} or a {release.base_folder} folder.')
+    train = [_cifar_batch(raw[f], where[f], kind) for f in kind.train_files]
+    test_file, meta_file = files[-2:]
+    test_images, test_labels = _cifar_batch(raw[test_file], where[test_file], kind)
+    names_key, n = release.meta['key'], len(kind.label_names)
+    names = _unpickle_batch(raw[meta_file], where[meta_file], kind.title).get(names_key)
+    if not isinstance(names, list) or len(names) != n: raise DataError(f"{where[meta_file]} has no list of {n} {names_key!r}.")
     return dict(train_images=np.concatenate([t[0] for t in train]), train_labels=np.concatenate([t[1] for t in train]),
                 test_images=test_images, test_labels=test_labels, official=official, format=fmt, path=str(source),
                 label_names=[n.decode('latin1') if isinstance(n, bytes) else str(n) for n in names])
+
+def read_cifar10(source:Path|str, # cifar-10-python.tar.gz, a cifar-10-batches-py folder, or a folder holding either
+                )->dict: # as `read_cifar`
+    "Read CIFAR-10 from its published python-pickle format (`read_cifar` for CIFAR-10)."
+    return read_cifar(source, 'cifar10')
 
 # %% ../nbs/01_data.ipynb #68797aed
 _BLOCK_BYTES = 1 << 25 # 32 MiB: large enough to stream fast, small enough to never matter for memory
@@ -531,30 +643,13 @@ def _write_prepared(final:Path, splits:dict, *, name, kind, task, label_names, s
     return final
 
 # %% ../nbs/01_data.ipynb #da96ac2c
-def _download_hint(info:DatasetInfo)->str:
-    if info.kind == 'cifar10':
-        return ('download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html on a machine with '
-                'internet access, copy it here and run: kd_prepare --cifar10 --source /path/to/cifar-10-python.tar.gz')
-    file = f'{info.name}.npz'
-    url = _medmnist_info(info.flag)['url' + ('' if info.size == 28 else f'_{info.size}')]
-    size = '' if info.size == 28 else f' --size {info.size}'
-    return (f'download {file} from {url} on a machine with internet access, copy it here and run: '
-            f'kd_prepare --medmnist {info.flag}{size} --source /path/to/{file}')
+def _download_hint(info:DatasetInfo)->str: return DATASETS[info.kind].hint(info)
 
 def _download(info:DatasetInfo, root:Path)->Path:
     "Fetch the official files with the owning library's download code; return what was downloaded."
     target = root/'_downloads'
     target.mkdir(parents=True, exist_ok=True)
-    try:
-        if info.kind == 'cifar10':
-            from torchvision.datasets import CIFAR10
-            CIFAR10(root=str(target), train=False, download=True)
-            return target/'cifar-10-python.tar.gz'
-        import medmnist
-        cls = getattr(medmnist, _medmnist_info(info.flag)['python_class'])
-        smallest = min(SPLITS, key=lambda s: info.official_counts[s])
-        cls(split=smallest, root=str(target), size=info.size, download=True, mmap_mode='r')
-        return target/f'{info.name}.npz'
+    try: return DATASETS[info.kind].download(info, target)
     except Exception as e:
         with contextlib.suppress(OSError): target.rmdir() # only if the failed download left it empty
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -562,8 +657,8 @@ def _download(info:DatasetInfo, root:Path)->Path:
                         f'{_download_hint(info)}') from e
 
 # %% ../nbs/01_data.ipynb #33af9cbb
-def _prepare_cifar10(final, source, downloaded, seed):
-    c = read_cifar10(source)
+def _prepare_cifar(final, kind:CifarKind, source, downloaded, seed):
+    c = read_cifar(source, kind.kind)
     n_val = val_size(len(c['train_labels']))
     train_idx, val_idx = carve_val(c['train_labels'], n_val, seed, digests=_image_digests(c['train_images']))
     def split(images, labels): return _SourceSplit(len(images), images.shape[1:], _array_blocks(images), labels)
@@ -571,11 +666,10 @@ def _prepare_cifar10(final, source, downloaded, seed):
                   val=split(c['train_images'][val_idx], c['train_labels'][val_idx]),
                   test=split(c['test_images'], c['test_labels']))
     src = dict(kind='download' if downloaded else 'local', path=c['path'], format=c['format'], official=c['official'])
-    info = _builtin_info('cifar10')
-    return _write_prepared(final, splits, name='cifar10', kind='cifar10', task='multi-class',
+    return _write_prepared(final, splits, name=kind.kind, kind=kind.kind, task='multi-class',
                            label_names=c['label_names'], source=src, seed=seed,
                            split_note=f'val: {n_val} images carved from the published train set, stratified by class',
-                           official_counts=info.official_counts if c['official'] else None)
+                           official_counts=kind.info(kind.kind).official_counts if c['official'] else None)
 
 def _prepare_npz_like(final, name, kind, source, downloaded, seed, info=None, label_names=None, task=None, fmt='npz'):
     read = _npz_splits(source) if fmt == 'npz' else _folder_splits(source)
@@ -608,10 +702,10 @@ def _prepare_npz_like(final, name, kind, source, downloaded, seed, info=None, la
 # %% ../nbs/01_data.ipynb #9a4fc161
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
-def prepare(name:str, # 'cifar10', a MedMNIST name ('pathmnist', 'pathmnist_224'), or a new name for a custom set
+def prepare(name:str, # 'cifar10', 'cifar100', a MedMNIST name ('pathmnist', 'pathmnist_224'), or a new name for a custom set
             root:Path|str|None=None, # the data root; default `data_root()` ($KD_DATA, else datasets/)
             source:Path|str|None=None, # a local copy: CIFAR tar.gz or batches folder, an npz, or an image folder
-            seed:int=0, # seeds the CIFAR-10 validation split
+            seed:int=0, # seeds the CIFAR validation split
             verbose:bool=True, # print a line when done
            )->Path: # the prepared folder
     "Prepare dataset `name` once: native-size uint8 arrays per split and a metadata.json, written atomically."
@@ -632,11 +726,7 @@ def prepare(name:str, # 'cifar10', a MedMNIST name ('pathmnist', 'pathmnist_224'
         final = _prepare_npz_like(root/name, name, fmt, source, False, seed, fmt=fmt)
     else:
         if source is None: source = _download(info, root)
-        if info.kind == 'cifar10': final = _prepare_cifar10(root/name, source, downloaded, seed)
-        else:
-            if source.is_dir(): source = source/f'{name}.npz'
-            if not source.is_file(): raise DataError(f'{source} does not exist; {_download_hint(info)}')
-            final = _prepare_npz_like(root/name, name, 'medmnist', source, downloaded, seed, info=info)
+        final = DATASETS[info.kind].prepare(root/name, info, source, downloaded, seed)
     if verbose:
         meta = json.loads((final/'metadata.json').read_text())
         counts = ', '.join(f"{s} {meta['counts'][s]:,}" for s in SPLITS)
@@ -654,8 +744,7 @@ def prepare_command(name:str, # a dataset name, built-in or custom
     "How to prepare `name` from the command line."
     info = _builtin_info(name) if _NAME.fullmatch(name) else None
     if info is None: return f'kd_prepare --npz {name} PATH (or --folder {name} PATH)'
-    if info.kind == 'cifar10': return 'kd_prepare --cifar10 [--source PATH]'
-    return f"kd_prepare --medmnist {info.flag}{'' if info.size == 28 else f' --size {info.size}'} [--source PATH]"
+    return DATASETS[info.kind].command(info)
 
 # %% ../nbs/01_data.ipynb #ff49755f
 class PreparedDataset:

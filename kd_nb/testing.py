@@ -10,13 +10,13 @@ import numpy as np
 import torch.nn as nn
 from PIL import Image
 from .core import seed_everything
-from .data import SPLITS, CIFAR10_LABELS, synthetic_npz, prepare, load_dataset, _CIFAR_TRAIN
+from .data import SPLITS, CIFAR10_LABELS, CIFAR100_LABELS, synthetic_npz, prepare, load_dataset, _CIFAR_TRAIN
 from .loader import make_loaders
 from .models import create_model
 
 # %% auto #0
-__all__ = ['tiny_dataset', 'write_cifar_batches', 'write_cifar_tar', 'write_image_folder', 'truncate', 'scratch_folder',
-           'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model', 'hooked_modules']
+__all__ = ['tiny_dataset', 'write_cifar_batches', 'write_cifar_tar', 'write_image_folder', 'truncate', 'write_cifar100',
+           'scratch_folder', 'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model', 'hooked_modules']
 
 # %% ../nbs/97_testing.ipynb #44f0bfa3
 def tiny_dataset(root:Path|str, # the data root to prepare it under (the set is `root/name`)
@@ -99,6 +99,32 @@ def truncate(path:Path|str, # the file to cut short
             ):
     "Cut a file short, as an interrupted download would."
     data = Path(path).read_bytes(); Path(path).write_bytes(data[:int(len(data) * fraction)])
+
+def write_cifar100(folder:Path|str, # the cifar-100-python folder to write, or a path ending in .tar.gz for the archive
+                   n_train:int=120, # training images (their fine labels cycle through the 100 classes)
+                   n_test:int=40, # test images
+                   seed:int=0, # pixels and labels are a function of the seed
+                  )->tuple: # train images (N, 32, 32, 3) uint8, fine train labels, test images, test labels
+    "Write a tiny CIFAR-100 copy in the official layout (train, test, meta; fine and coarse labels)."
+    rng, folder = np.random.default_rng(seed), Path(folder)
+    archive = folder if folder.name.endswith('.tar.gz') else None
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)/'cifar-100-python' if archive else folder
+        out.mkdir(parents=True, exist_ok=True)
+        arrays = []
+        for name, n in (('train', n_train), ('test', n_test)):
+            fine = np.arange(n) % 100; rng.shuffle(fine)
+            images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+            batch = {b'filenames': [b'x.png'] * n, b'batch_label': name.encode(), b'fine_labels': fine.tolist(),
+                     b'coarse_labels': (fine // 5).tolist(), b'data': images.transpose(0, 3, 1, 2).reshape(n, -1)}
+            (out/name).write_bytes(pickle.dumps(batch, protocol=2))
+            arrays += [images, fine]
+        (out/'meta').write_bytes(pickle.dumps({b'fine_label_names': [n.encode() for n in CIFAR100_LABELS],
+                                               b'coarse_label_names': [f'group{i}'.encode() for i in range(20)]}, protocol=2))
+        if archive:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(archive, 'w:gz') as tar: tar.add(out, arcname='cifar-100-python')
+    return tuple(arrays)
 
 # %% ../nbs/97_testing.ipynb #fef82905
 _scratch = None

@@ -11,7 +11,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 from .core import data_root, TASKS, file_digests
 from .data import SPLITS, MEDMNIST_SIZES, DataError, medmnist_flags, medmnist_name, prepare, prepare_command
-from .data import _builtin_info
+from .data import DATASETS, _builtin_info
 # the statistics prepare records, which the checks compute again
 from .data import _array_blocks, _image_digests, _channel_histogram, _mean_std, _class_histogram, _shared_counts
 from .data import _overlap_notes
@@ -312,15 +312,14 @@ def _parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='kd_prepare', description='Prepare and verify kd_nb datasets (once, before training).',
                                 epilog='Offline? Copy the published files here and pass --source.')
     what = p.add_mutually_exclusive_group()
-    what.add_argument('--cifar10', action='store_true', help='CIFAR-10 (val: 5,000 images carved from train)')
-    what.add_argument('--medmnist', metavar='FLAG', help=f'a 2D MedMNIST flag, e.g. pathmnist')
+    for kind in DATASETS.values(): kind.add_option(what)  # --cifar10, --cifar100, --medmnist FLAG: one per registered kind
     what.add_argument('--npz', nargs=2, metavar=('NAME', 'PATH'), help='a custom set: an npz in the MedMNIST layout')
     what.add_argument('--folder', nargs=2, metavar=('NAME', 'PATH'), help='a custom set: PATH/{train,val,test}/{class}/*.png|jpg')
-    what.add_argument('--all', action='store_true', help='CIFAR-10 and every 2D MedMNIST flag (at --size)')
+    what.add_argument('--all', action='store_true', help='CIFAR-10 and every 2D MedMNIST flag (at --size); not CIFAR-100')
     p.add_argument('--size', type=int, default=None, help='MedMNIST image size: 28 (default), 64, 128 or 224')
     p.add_argument('--source', help='a local copy instead of downloading (with --all: a folder of them)')
     p.add_argument('--root', help='data root (default: $KD_DATA, else datasets/)')
-    p.add_argument('--seed', type=int, default=0, help='seed of the CIFAR-10 validation split (default 0)')
+    p.add_argument('--seed', type=int, default=0, help='seed of the CIFAR validation split (default 0)')
     p.add_argument('--verify', action='store_true', help='verify prepared sets (alone: all of them)')
     return p
 
@@ -330,13 +329,9 @@ def _requests(args)->list:
     if args.size is not None and not (args.medmnist or args.all): raise DataError('--size goes with --medmnist or --all.')
     if size not in MEDMNIST_SIZES: raise DataError(f"--size {size}: MedMNIST sizes are {', '.join(map(str, MEDMNIST_SIZES))}.")
     if args.source and (args.npz or args.folder): raise DataError('--npz and --folder take their PATH directly; drop --source.')
-    if args.cifar10: return [('cifar10', args.source)]
-    if args.medmnist:
-        if args.medmnist not in medmnist_flags():
-            close = difflib.get_close_matches(args.medmnist, medmnist_flags(), n=2)
-            raise DataError(f"Unknown MedMNIST flag {args.medmnist!r}." + (f" Did you mean {' or '.join(map(repr, close))}?" if close else '')
-                            + f" 2D flags: {', '.join(medmnist_flags())}.")
-        return [(medmnist_name(args.medmnist, size), args.source)]
+    for kind in DATASETS.values():
+        names = kind.requested(args, size)
+        if names: return [(name, args.source) for name in names]
     if args.npz or args.folder:
         name, path = args.npz or args.folder
         if _builtin_info(name) is not None: raise DataError(f'{name!r} is a built-in dataset; give your set another name.')
@@ -346,8 +341,7 @@ def _requests(args)->list:
     if args.all:
         source = Path(args.source).expanduser() if args.source else None
         if source is not None and not source.is_dir(): raise DataError('--all --source takes a folder holding the published files.')
-        names = ['cifar10'] + [medmnist_name(f, size) for f in medmnist_flags()]
-        return [(n, source) for n in names]
+        return [(name, source) for kind in DATASETS.values() if kind.in_all for name in kind.names(size)]
     return []
 
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
