@@ -23,7 +23,7 @@ from .verify import ensure_prepared
 from .loader import make_loaders
 from .models import (FAMILIES, CHAIN, WEIGHT_SUFFIXES, timm_name, create_model, load_exported,
                           model_stats, step_memory, WeightsUnavailableError)
-from .losses import METHODS
+from .losses import METHODS, KD_T
 import kd_nb.methods  # registers the feature methods and DeiT
 from .metrics import MetricsCSV
 from .learner import Learner, make_learner, unwrap, monitor_mode, improves, CheckpointWriteError
@@ -56,12 +56,12 @@ def _choose(name, value, allowed):
 
 PRESETS = {
     'full': dict(pretrained=True, epochs=300, train_samples=None, teacher_samples=None, img_size=None, batch_size=None, lr=1e-4, weight_decay=0.05,
-                 warmup_epochs=0., kd_method='kd', kd_alpha=None, kd_temperature=4., teacher_cache=0, amp='auto',
+                 warmup_epochs=0., kd_method='kd', kd_alpha=None, kd_temperature=KD_T, teacher_cache=0, amp='auto',
                  grad_checkpointing='auto', stem='auto'),
     # a value that differs by family is given per family: {'cnn': ..., 'vit': ...}
     'quick': dict(pretrained=False, epochs=None, train_samples={'cnn': 25_000, 'vit': 12_000}, teacher_samples={'cnn': 40_000, 'vit': 8_000},
                   img_size=None, batch_size={'cnn': 128, 'vit': 32}, lr={'cnn': 2e-3, 'vit': 5e-4}, weight_decay=0.05,
-                  warmup_epochs=None, kd_method='kd', kd_alpha=None, kd_temperature=4., teacher_cache={'cnn': 0, 'vit': 2},
+                  warmup_epochs=None, kd_method='kd', kd_alpha=None, kd_temperature=KD_T, teacher_cache={'cnn': 0, 'vit': 2},
                   amp={'cnn': 'gpu', 'vit': 'auto'}, grad_checkpointing=False, stem='auto'),
 }
 
@@ -142,7 +142,7 @@ class StageConfig:
     dkd_warmup:float|None = None # epochs over which DKD's weight ramps up; None: the paper's 20
     feat_weight:float|None = None # a feature method's weight; None: the method's (FitNets 100, AT 1000, RKD 25, PKT 30000)
     teacher_cache:int|None = None # K > 0: precompute the teacher's logits on K views per image
-    amp:str|None = None # 'auto', 'gpu' (auto on a GPU, fp32 on the CPU), 'bf16', 'fp16' or 'off'
+    amp:str|None = None # mixed precision: one of `kd_nb.core.AMP_CHOICES`, as `kd_nb.core.amp_dtype` reads it
     compile:bool|str = False # True or 'model': torch.compile the model; 'step': the whole training step (worth it on a GPU for long stages; the first epoch pays the compilation)
     grad_checkpointing:bool|str|None = None # 'auto': on only where a step would not fit the GPU (counted by `step_memory`)
     stem:str|None = None # ResNets: 'imagenet', 'cifar' or 'auto' (CIFAR's for small images from scratch; the quick preset on a CPU keeps ImageNet's)

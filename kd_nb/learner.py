@@ -25,8 +25,8 @@ __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrain
            'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule',
            'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'CompiledStep', 'freeze',
            'Distill', 'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
-           'CheckpointWriteError', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'ProgressBar', 'DataParallel',
-           'MethodGradSync', 'make_learner']
+           'CheckpointWriteError', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'format_duration', 'time_left',
+           'stage_done', 'ProgressBar', 'DataParallel', 'MethodGradSync', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -389,6 +389,11 @@ class Recorder(Callback):
         if len(self.losses) > done: self._running = (len(self.losses), total + float(self.weighted_sums(done)[0]))
         return self._running[1] / self.count if self.count else float('nan')
 
+    def images_per_second(self, now:float|None=None, # a `time.perf_counter()` reading; default: now
+                         )->float: # this training split's images a second so far, every process together
+        "The training throughput so far: each process trains as fast on its share of each batch."
+        return self.count * get_world_size() / max((now or time.perf_counter()) - self.train_start, 1e-9)
+
     def _gathered(self)->tuple: # (predictions, targets) of every process, in sample order
         preds, targets = torch.cat(self.preds).float(), torch.cat(self.targets)
         if get_world_size() == 1: return preds, targets
@@ -480,7 +485,7 @@ class GradClip(Callback):
 class MixedPrecision(Callback):
     "Autocast the forward pass; with fp16, scale the loss and unscale gradients before the step."
     order = -15
-    def __init__(self, amp:str|bool='auto' # 'auto', 'bf16', 'fp16' or 'off', as in `kd_nb.core.amp_dtype`
+    def __init__(self, amp:str|bool='auto' # one of `kd_nb.core.AMP_CHOICES`, as `kd_nb.core.amp_dtype` reads it
                 ): self.amp = amp
     def before_fit(self):
         self.dtype = amp_dtype(self.device, self.amp)
@@ -933,7 +938,25 @@ class ExportModel(Callback):
         if is_main_process(): export_model(unwrap(self.model), self.path/self.folder, **self.export_fields)
 
 # %% ../nbs/05_learner.ipynb #7f3deec0
-def _clock(seconds:float)->str: return time.strftime('%H:%M:%S', time.gmtime(max(seconds, 0)))
+def format_duration(seconds:float, # a duration; NaN or inf where it is not known yet
+                   )->str: # 'M:SS', or 'H:MM:SS' from an hour on; '–' when unknown
+    "A duration as progress displays write it."
+    if not math.isfinite(seconds): return '–'
+    seconds = int(max(seconds, 0))
+    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}' if seconds >= 3600 else f'{seconds // 60}:{seconds % 60:02d}'
+
+def time_left(elapsed:float, # seconds the stage has run
+              done:float, # the fraction of its work done, from 0 to 1
+             )->float: # seconds left at the pace so far; NaN before any progress
+    "The stage's time left, at its pace so far: the progress lines' and the dashboard's."
+    return elapsed * (1 - done) / done if done > 0 else math.nan
+
+def stage_done(learn:Learner, # a learner in a fit
+              )->float: # the fraction of the fit's epochs (from its start, or its resume) done
+    "How far a fit is: its finished epochs, plus the training batches done of the current one."
+    epochs = max(learn.n_epoch - learn.start_epoch, 1)
+    within = (getattr(learn, 'iter', -1) + 1) / max(getattr(learn, 'n_iter', 1), 1) if learn.training else 1
+    return min((learn.epoch - learn.start_epoch + within) / epochs, 1.)
 
 class ProgressBar(Callback):
     "Progress while an epoch trains (a bar on a terminal, plain lines elsewhere) and a one-line summary after each epoch."
@@ -966,11 +989,8 @@ class ProgressBar(Callback):
     def _progress(self, done:int, now:float)->str:
         "Throughput, running loss and the stage's time left, read from the recorder (the loss: one device read)."
         rec = self.recorder
-        rate = rec.count * get_world_size() / max(now - rec.train_start, 1e-9)  # every process trains as fast
-        loss = rec.running_loss()
-        fraction = (self.epoch - self.start_epoch + done / max(self.n_iter, 1)) / max(self.n_epoch - self.start_epoch, 1)
-        left = (now - self.fit_start) * (1 - fraction) / max(fraction, 1e-9)
-        return f'{rate:,.0f} img/s | loss {loss:.4f} | stage ETA {_clock(left)}'
+        left = time_left(now - self.fit_start, stage_done(self.learn))
+        return f'{rec.images_per_second(now):,.0f} img/s | loss {rec.running_loss():.4f} | stage ETA {format_duration(left)}'
 
     def _line(self, done:int, now:float, took:str=''):
         print(f'{self.label}epoch {self.epoch + 1}/{self.n_epoch} | batch {done}/{self.n_iter} '
@@ -1054,7 +1074,7 @@ def make_learner(model:nn.Module, # the network to train
                  weight_decay:float=0.05, # AdamW weight decay
                  opt_func=None, # `opt_func(model, lr, wd)` -> optimizer; default `adamw`: fused on a GPU, and with compile='step' everywhere
                  warmup_epochs:float=0., # linear warm-up before cosine annealing
-                 amp:str|bool='auto', # mixed precision: 'auto', 'gpu', 'bf16', 'fp16', 'off' (see `kd_nb.core.amp_dtype`)
+                 amp:str|bool='auto', # mixed precision: one of `kd_nb.core.AMP_CHOICES`, as `kd_nb.core.amp_dtype` reads it
                  grad_accum:int=1, # batches per optimizer step
                  clip_grad:float|None=None, # max gradient norm, or None
                  channels_last:bool=False, # NHWC memory layout (CNNs)

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['METHODS', 'Outputs', 'LossParts', 'register_method', 'Method', 'soft_kl', 'KDLoss', 'binary_soft_kl', 'DKDLoss',
-           'NoKD', 'make_loss']
+__all__ = ['METHODS', 'KD_T', 'KD_ALPHA', 'Outputs', 'LossParts', 'register_method', 'Method', 'soft_kl', 'KDLoss',
+           'binary_soft_kl', 'DKDLoss', 'NoKD', 'make_loss']
 
 # %% ../nbs/03_losses.ipynb #4424b661
 class Outputs(NamedTuple):
@@ -108,9 +108,11 @@ class Method(nn.Module):
     def extra_repr(self)->str: return ', '.join(f'{k}={getattr(self, k)!r}' for k in self.defaults)
 
 # %% ../nbs/03_losses.ipynb #a67e82f2
+KD_T, KD_ALPHA = 4., 0.7 # the seed plan's distillation: Hinton et al.'s loss at temperature 4, weight 0.7
+
 def soft_kl(student_logits:Tensor, # (B, C)
             teacher_logits:Tensor, # (B, C)
-            T:float=4., # softening temperature
+            T:float=KD_T, # softening temperature
            )->Tensor: # scalar: batch-mean KL(teacher_T || student_T), times T²
     "Hinton's distillation term between two sets of logits."
     log_p_student = F.log_softmax(student_logits.float() / T, dim=-1)
@@ -121,7 +123,7 @@ def soft_kl(student_logits:Tensor, # (B, C)
 @register_method
 class KDLoss(Method):
     "Hinton's KD: `alpha * T² * KL + (1 - alpha) * CE`; for multi-label targets the per-label binary KL and BCE."
-    name, defaults = 'kd', dict(alpha=0.7, T=4.) # the seed plan's: Hinton et al.'s loss at T 4, alpha 0.7
+    name, defaults = 'kd', dict(alpha=KD_ALPHA, T=KD_T) # the seed plan's
 
     def forward(self, student:Outputs, targets:Tensor, teacher:Outputs|None=None, epoch:float=0., idx=None)->LossParts:
         ce = self.hard_loss(student.logits, targets)
@@ -133,7 +135,7 @@ class KDLoss(Method):
 # %% ../nbs/03_losses.ipynb #8261d740
 def binary_soft_kl(student_logits:Tensor, # (B, L) one logit per label
                    teacher_logits:Tensor, # (B, L)
-                   T:float=4., # softening temperature
+                   T:float=KD_T, # softening temperature
                   )->Tensor: # scalar: mean over labels and images of the binary KL, times T²
     "Distillation term for multi-label outputs: per-label Bernoulli KL at temperature `T`."
     s, t = student_logits.float() / T, teacher_logits.float() / T
@@ -178,7 +180,7 @@ class DKDLoss(Method):
 @register_method
 class NoKD(KDLoss):
     "The no-distillation baseline: cross-entropy (BCE for multi-label) alone; a teacher, if given, is ignored."
-    name, needs, defaults = 'ce', None, dict(T=4.)
+    name, needs, defaults = 'ce', None, dict(T=KD_T)
     alpha = 0.
 
 def make_loss(method:str='kd', # a registered method's name: 'kd', 'dkd', 'ce' (no distillation), ...

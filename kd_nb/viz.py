@@ -17,15 +17,15 @@ import seaborn as sns
 
 from .core import atomic_path, in_jupyter_kernel, is_main_process
 from .metrics import confusion
-from .models import evaluating, layer_outputs, capture_attention, attention_rollout
-from .learner import Callback, SaveCheckpoint, TensorBoardLogger, unwrap
+from .models import evaluating, layer_outputs, capture_attention, attention_rollout, tap_modules
+from .learner import Callback, SaveCheckpoint, TensorBoardLogger, unwrap, format_duration, time_left, stage_done
 
 # %% auto #0
-__all__ = ['PANELS', 'RESNET_LAYERS', 'figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind',
-           'capture_views', 'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow',
-           'flag_gradients', 'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'Panel', 'register_panel',
-           'CurvesPanel', 'MapsPanel', 'GradientsPanel', 'ConfusionPanel', 'compose_png', 'export_views',
-           'DashboardWidgets', 'LiveDashboard']
+__all__ = ['PANELS', 'figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind', 'capture_views',
+           'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow', 'flag_gradients',
+           'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'Panel', 'register_panel', 'CurvesPanel',
+           'MapsPanel', 'GradientsPanel', 'ConfusionPanel', 'compose_png', 'export_views', 'DashboardWidgets',
+           'LiveDashboard']
 
 # %% ../nbs/06_viz.ipynb #c1cd4397
 def figure_png(fig:Figure, # a figure to render
@@ -100,8 +100,9 @@ def map_kind(model:nn.Module # any model
     "Which map view a model has."
     model = unwrap(model)
     if hasattr(model, 'patch_embed') and hasattr(model, 'blocks'): return 'attention'
-    if all(hasattr(model, f'layer{i}') for i in range(1, 5)): return 'features'
-    return None
+    try: taps = tap_modules(model)  # the family's taps, as feature distillation reads them (kd_nb.models)
+    except (ValueError, AttributeError, KeyError): return None
+    return 'features' if taps and all(t.startswith('layer') for t in taps) else None
 
 def _top_channels(layer_output:Tensor, top:int)->tuple:
     activation = layer_output.float()
@@ -387,8 +388,6 @@ def register_panel(cls:type # a `Panel` subclass with a `name` of its own
     return cls
 
 # %% ../nbs/06_viz.ipynb #c1f01c78
-RESNET_LAYERS = ('layer1', 'layer2', 'layer3', 'layer4')  # the ResNet layers the map view taps
-
 @register_panel
 class CurvesPanel(Panel):
     "Loss, metrics and learning rate per epoch, with the running training loss inside the epoch."
@@ -406,7 +405,7 @@ class MapsPanel(Panel):
     name = 'maps'
     def __init__(self, dash):
         super().__init__(dash)
-        # what it shows: a ResNet's 'overview' or one of RESNET_LAYERS; a ViT's block (-1: the last) and head (-1: their mean)
+        # what it shows: a ResNet's 'overview' or one of its taps (layer1..layer4); a ViT's block (-1: the last) and head (-1: their mean)
         self.layer, self.head = ('overview' if dash is not None and dash.kind == 'features' else -1), -1
 
     def file_name(self): return 'feature_maps.png' if self.dash.kind == 'features' else 'attention_maps.png'
@@ -415,7 +414,7 @@ class MapsPanel(Panel):
         import ipywidgets as W
         if self.dash.kind == 'features':
             options = [('overview: top channels of every layer', 'overview')]
-            options += [(f'{layer}: its 8 most active channels', layer) for layer in RESNET_LAYERS]
+            options += [(f'{layer}: its 8 most active channels', layer) for layer in tap_modules(unwrap(self.dash.model))]
             return dict(layer=W.Dropdown(options=options, value=self.layer, description='layer'))
         if self.dash.kind == 'attention':
             model = unwrap(self.dash.model)
@@ -561,11 +560,6 @@ class _Renderer:
         return self.take()
 
 # %% ../nbs/06_viz.ipynb #1233dfc0
-def _duration(seconds:float)->str:
-    if not math.isfinite(seconds): return '–'
-    seconds = int(seconds)
-    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}' if seconds >= 3600 else f'{seconds // 60}:{seconds % 60:02d}'
-
 def _pick_images(y:Tensor, n:int, multi_label:bool)->list[int]:
     "Positions of up to `n` images, one per class first where labels are classes."
     if multi_label: return list(range(min(n, len(y))))
@@ -850,7 +844,7 @@ class LiveDashboard(Callback):
         rows = self.recorder.rows
         done = self.epoch + 1 if rows and rows[-1]['epoch'] == self.epoch else self.epoch
         rate = f" · {rows[-1]['samples_per_s']:,.0f} img/s" if rows else ''
-        return f'{done}/{self.n_epoch} epochs{rate} · {_duration(time.perf_counter() - self.start)} elapsed'
+        return f'{done}/{self.n_epoch} epochs{rate} · {format_duration(time.perf_counter() - self.start)} elapsed'
 
     def judged(self, grads:dict # a measurement, with its `step`
               )->bool:
@@ -896,14 +890,12 @@ class LiveDashboard(Callback):
     def _status(self, final:bool=False)->str:
         now, rows = time.perf_counter(), self.recorder.rows
         iteration, n_iter = getattr(self.learn, 'iter', 0), max(getattr(self.learn, 'n_iter', 1), 1)
-        done = self.epoch - self.start_epoch + ((iteration + 1) / n_iter if self.training else 1)
         elapsed = now - self.start
-        eta = 0. if final else elapsed * (self.n_epoch - self.start_epoch - done) / done if done > 0 else math.nan
-        rate = self.recorder.count / max(now - self.recorder.train_start, 1e-9) if self.training else \
-               (rows[-1]['samples_per_s'] if rows else math.nan)
+        eta = 0. if final else time_left(elapsed, stage_done(self.learn))
+        rate = self.recorder.images_per_second(now) if self.training else (rows[-1]['samples_per_s'] if rows else math.nan)
         where = 'finished' if final else f'batch {iteration + 1}/{n_iter}' if self.training else 'epoch done'
         parts = [f'<b>epoch {min(self.epoch + 1, self.n_epoch)}/{self.n_epoch}</b>', where, f'{rate:,.0f} img/s',
-                 f'elapsed {_duration(elapsed)}', f'ETA {_duration(eta)}']
+                 f'elapsed {format_duration(elapsed)}', f'ETA {format_duration(eta)}']
         checkpoint = self.learn.get_cb(SaveCheckpoint)
         if checkpoint is not None and checkpoint.best is not None:
             parts.append(f'best {checkpoint.monitor} {checkpoint.best:.4f} (epoch {checkpoint.best_epoch + 1})')
