@@ -6,7 +6,6 @@
 from __future__ import annotations
 import argparse, os, re, subprocess, sys, time, json
 from pathlib import Path
-import yaml
 import kd_nb
 from . import core
 from .core import FolderLockedError

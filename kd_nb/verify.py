@@ -4,13 +4,13 @@
 
 # %% ../nbs/01b_verify.ipynb #38e42bf8
 from __future__ import annotations
-import sys, json, difflib, argparse, functools
+import sys, json, argparse, functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 import numpy as np
 from .core import data_root, TASKS, file_digests
-from .data import SPLITS, MEDMNIST_SIZES, DataError, medmnist_flags, medmnist_name, prepare, prepare_command
+from .data import SPLITS, MEDMNIST_SIZES, DataError, prepare, prepare_command
 from .data import DATASETS, _builtin_info
 # the statistics prepare records, which the checks compute again
 from .data import _array_blocks, _image_digests, _channel_histogram, _mean_std, _class_histogram, _shared_counts
