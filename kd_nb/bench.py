@@ -14,6 +14,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from .core import shared_data, default_device, synchronize
 from .learner import Callback, CancelFitException
+from .losses import soft_kl, KD_ALPHA, KD_T
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
@@ -321,11 +322,9 @@ class _StepWindow(Callback):
     def step_us(self)->float: # the median step's host time: a step the machine interrupted does not count
         return float(np.median(np.diff(self.stamps))) * 1e6
 
-def _kd_loss(alpha:float|None=None, T:float|None=None):
-    "The loss a user would write: Hinton's KD (the seed plan's alpha and T by default), or cross-entropy alone without a teacher."
+def _kd_loss(alpha:float=KD_ALPHA, T:float=KD_T):
+    "The loss a user would write: Hinton's KD, or cross-entropy alone when there is no teacher."
     import torch.nn.functional as F
-    from kd_nb.losses import soft_kl, KD_ALPHA, KD_T
-    alpha, T = KD_ALPHA if alpha is None else alpha, KD_T if T is None else T
     def loss(logits, y, teacher_logits=None):
         if teacher_logits is None: return F.cross_entropy(logits, y)
         return alpha * soft_kl(logits, teacher_logits, T) + (1 - alpha) * F.cross_entropy(logits, y)

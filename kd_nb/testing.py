@@ -63,14 +63,17 @@ def write_cifar_batches(folder:Path|str, # the cifar-10-batches-py folder to wri
     train_labels = np.concatenate([out[f][1] for f in _CIFAR_TRAIN])
     return train_images, train_labels, out['test_batch'][0], out['test_batch'][1]
 
-def write_cifar_tar(path:Path|str, # the cifar-10-python.tar.gz to write
-                    **kwargs, # `write_cifar_batches` arguments
-                   )->tuple: # as `write_cifar_batches`
-    "The same tiny copy as a cifar-10-python.tar.gz."
+def write_cifar_tar(path:Path|str, # the tar.gz to write: cifar-10-python.tar.gz, or cifar-100-python.tar.gz with `write_cifar100`
+                    write=None, # the folder writer: `write_cifar_batches` (default) or `write_cifar100`
+                    **kwargs, # its arguments
+                   )->tuple: # as the writer returns
+    "The same tiny copy as the release's tar.gz, its folder inside named as the release names it."
+    write = write or write_cifar_batches
+    folder = 'cifar-100-python' if write is write_cifar100 else 'cifar-10-batches-py'
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
-        arrays = write_cifar_batches(Path(d)/'cifar-10-batches-py', **kwargs)
-        with tarfile.open(path, 'w:gz') as tar: tar.add(Path(d)/'cifar-10-batches-py', arcname='cifar-10-batches-py')
+        arrays = write(Path(d)/folder, **kwargs)
+        with tarfile.open(path, 'w:gz') as tar: tar.add(Path(d)/folder, arcname=folder)
     return arrays
 
 def write_image_folder(root:Path|str, # the folder to write train/, val/ and test/ into
@@ -100,30 +103,24 @@ def truncate(path:Path|str, # the file to cut short
     "Cut a file short, as an interrupted download would."
     data = Path(path).read_bytes(); Path(path).write_bytes(data[:int(len(data) * fraction)])
 
-def write_cifar100(folder:Path|str, # the cifar-100-python folder to write, or a path ending in .tar.gz for the archive
+def write_cifar100(folder:Path|str, # the cifar-100-python folder to write
                    n_train:int=120, # training images (their fine labels cycle through the 100 classes)
                    n_test:int=40, # test images
                    seed:int=0, # pixels and labels are a function of the seed
                   )->tuple: # train images (N, 32, 32, 3) uint8, fine train labels, test images, test labels
     "Write a tiny CIFAR-100 copy in the official layout (train, test, meta; fine and coarse labels)."
     rng, folder = np.random.default_rng(seed), Path(folder)
-    archive = folder if folder.name.endswith('.tar.gz') else None
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d)/'cifar-100-python' if archive else folder
-        out.mkdir(parents=True, exist_ok=True)
-        arrays = []
-        for name, n in (('train', n_train), ('test', n_test)):
-            fine = np.arange(n) % 100; rng.shuffle(fine)
-            images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-            batch = {b'filenames': [b'x.png'] * n, b'batch_label': name.encode(), b'fine_labels': fine.tolist(),
-                     b'coarse_labels': (fine // 5).tolist(), b'data': images.transpose(0, 3, 1, 2).reshape(n, -1)}
-            (out/name).write_bytes(pickle.dumps(batch, protocol=2))
-            arrays += [images, fine]
-        (out/'meta').write_bytes(pickle.dumps({b'fine_label_names': [n.encode() for n in CIFAR100_LABELS],
-                                               b'coarse_label_names': [f'group{i}'.encode() for i in range(20)]}, protocol=2))
-        if archive:
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(archive, 'w:gz') as tar: tar.add(out, arcname='cifar-100-python')
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = []
+    for name, n in (('train', n_train), ('test', n_test)):
+        fine = np.arange(n) % 100; rng.shuffle(fine)
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        batch = {b'filenames': [b'x.png'] * n, b'batch_label': name.encode(), b'fine_labels': fine.tolist(),
+                 b'coarse_labels': (fine // 5).tolist(), b'data': images.transpose(0, 3, 1, 2).reshape(n, -1)}
+        (folder/name).write_bytes(pickle.dumps(batch, protocol=2))
+        arrays += [images, fine]
+    (folder/'meta').write_bytes(pickle.dumps({b'fine_label_names': [n.encode() for n in CIFAR100_LABELS],
+                                              b'coarse_label_names': [f'group{i}'.encode() for i in range(20)]}, protocol=2))
     return tuple(arrays)
 
 # %% ../nbs/97_testing.ipynb #fef82905
