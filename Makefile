@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kd_nb-installed
 KERNEL := kd_nb
 
-.PHONY: setup test test-slow test-timm-floor check-sync readme outputs demo demo-vit lab docs gpu-prepare gpu-check clean-venv
+.PHONY: setup test test-slow test-timm-floor check-sync readme outputs demo demo-vit lab browser-check docs gpu-prepare gpu-check clean-venv
 
 setup: $(STAMP)
 
@@ -89,6 +89,16 @@ demo-vit: setup
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=.
+
+# The stage notebook in JupyterLab in a real browser (Playwright driving Debian's Chromium): Run All on a tiny stage,
+# then no widget or page errors and every panel drawn while it trained. Minutes, and a browser: not part of `make test`.
+# BROWSER_ARGS='--arch vit' for the ViT's attention view.
+BROWSER_ARGS ?=
+browser-check: setup
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq chromium; } || \
+	  { echo "browser-check needs Debian's Chromium: apt-get install chromium" >&2; exit 1; }
+	@$(BIN)/python -c 'import playwright' 2>/dev/null || $(BIN)/python -m pip install --quiet 'playwright>=1.40,<2'
+	$(BIN)/python .ci/browser_check.py $(BROWSER_ARGS)
 
 # A GPU machine runs `make gpu-check` (or `python3 .ci/gpu_check.py` where make is missing) with what its image has;
 # `make gpu-prepare` first puts what it lacks into ignored folders that travel with the working tree:

@@ -94,6 +94,7 @@ def _bench_images(data:str, n_images:int)->tuple:
     return (rng.integers(0, 256, (n_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n_images),
             'generated 32x32x3')
 
+# %% ../nbs/90_bench.ipynb #934c4eec
 class _PILImages(torch.utils.data.Dataset):
     "The torchvision way: one PIL image at a time through a transform."
     def __init__(self, images, labels, transform): self.images, self.labels, self.transform = images, labels, transform
@@ -115,6 +116,7 @@ def _images_per_second(batches, n_batches:int, device, min_seconds:float=0.)->fl
         timed += time.perf_counter() - start; passes += 1
     return seen / timed
 
+# %% ../nbs/90_bench.ipynb #ce1fa779
 @benchmark('loader')
 def loader_benchmark(batch_size:int=32, # images per batch (the CNN chain trains at 16-32 on a 6 GB GPU)
                      batches:int=40, # batches timed per pass, after one warm-up batch
@@ -192,10 +194,10 @@ def largest(times:dict, # name -> seconds, as `callback_times` gives them
     return {k: round(v, 4) for k, v in collections.Counter(times).most_common(n)}
 
 # %% ../nbs/90_bench.ipynb #b15706db
-def _bare_fit(model, dls, epochs:int, lr:float, wd:float):
+def _bare_fit(model, dls, epochs:int, lr:float, weight_decay:float):
     import torch.nn.functional as F
     from kd_nb.learner import adamw, cosine_lr
-    opt, total, step = adamw(model, lr, wd), epochs * len(dls.train), 0
+    opt, total, step = adamw(model, lr, weight_decay), epochs * len(dls.train), 0
     for epoch in range(epochs):
         model.train(); dls.train.set_epoch(epoch)
         for x, y, _ in dls.train:
@@ -207,10 +209,10 @@ def _bare_fit(model, dls, epochs:int, lr:float, wd:float):
             accuracy = [sum((model(x).argmax(1) == y).sum().item() for x, y, _ in dl) / dl.n_samples for dl in (dls.val, dls.test)]
     return accuracy
 
-def _learner_fit(model, dls, epochs:int, lr:float, wd:float, folder):
+def _learner_fit(model, dls, epochs:int, lr:float, weight_decay:float, folder):
     from kd_nb.learner import Learner, CosineSchedule, StopOnNaN, CSVLogger, TensorBoardLogger, ProgressBar
     from kd_nb.losses import make_loss
-    learn = Learner(model, dls, make_loss('ce'), lr=lr, wd=wd, device=dls.train.device, path=folder,
+    learn = Learner(model, dls, make_loss('ce'), lr=lr, weight_decay=weight_decay, device=dls.train.device, path=folder,
                     cbs=[CosineSchedule(), StopOnNaN(), CSVLogger(), TensorBoardLogger(), ProgressBar()])
     learn.fit(epochs)
     return learn
@@ -322,6 +324,7 @@ class _StepWindow(Callback):
     def step_us(self)->float: # the median step's host time: a step the machine interrupted does not count
         return float(np.median(np.diff(self.stamps))) * 1e6
 
+# %% ../nbs/90_bench.ipynb #f43b0060
 def _kd_loss(alpha:float=KD_ALPHA, T:float=KD_T):
     "The loss a user would write: Hinton's KD, or cross-entropy alone when there is no teacher."
     import torch.nn.functional as F
@@ -338,6 +341,7 @@ def _teacher_logits(mode:str, teacher, table, loader, x, idx):
         return table.index_select(0, rows.to(table.device))
     with torch.no_grad(): return teacher(x).float()
 
+# %% ../nbs/90_bench.ipynb #f248c486
 def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count:bool, views:int=2)->_StepWindow:
     "Train a kd_nb stage's learner (fused AdamW, the NaN guard every 32 steps) through a window of steps."
     from kd_nb.learner import make_learner, adamw, StopOnNaN
@@ -371,6 +375,7 @@ def _cached_table(teacher, loader, views:int)->torch.Tensor:
     cache = TeacherCache(freeze(teacher), views); cache.learn = types.SimpleNamespace(autocast=contextlib.nullcontext, device=loader.device)
     return cache.compute(loader).float().flatten(0, 1).to(loader.device)
 
+# %% ../nbs/90_bench.ipynb #eb61527a
 @benchmark('ops')
 def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 student, ResNet-50 teacher)
                   batch_size:int=8, # the counted steps' batch (the counts do not depend on it)
@@ -596,6 +601,7 @@ def _peer_fit(ds, cfg:dict, device, workers:int, epochs:int)->float: # test accu
         for x, y in test: correct += (model(layout(x)).argmax(1).cpu() == y).sum().item()
     return correct / len(test.dataset)
 
+# %% ../nbs/90_bench.ipynb #818075f5
 @benchmark('peer')
 def peer_benchmark(family:str='cnn', # 'cnn' or 'vit'
                    stage:str='student', # the model trained: 'student' (without distillation) or 'teacher'
@@ -720,6 +726,7 @@ def scaled_cifar10(folder:Path|str, # where to write cifar-10-batches-py/
     (folder/'batches.meta').write_bytes(pickle.dumps({b'label_names': [n.encode() for n in CIFAR10_LABELS]}, protocol=2))
     return folder
 
+# %% ../nbs/90_bench.ipynb #4785b56f
 def _limit_img_s(family:str, stage:str, images:torch.Tensor, labels:torch.Tensor, img_size:int, batch_size:int, epochs:int,
                  amp:str, compile, device)->tuple: # (training images/s over the epochs after the first, seconds of the first)
     "The ceiling: batches sliced from the device-resident uint8 set, normalised in one op, and a compiled step."
@@ -749,6 +756,7 @@ def _limit_img_s(family:str, stage:str, images:torch.Tensor, labels:torch.Tensor
     later = times[1:] or times
     return n * batch_size * len(later) / sum(later), times[0]
 
+# %% ../nbs/90_bench.ipynb #f2fe9123
 @benchmark('limit')
 def limit_benchmark(family:str='cnn', # 'cnn' or 'vit'
                     stage:str='student', # the family's stage: ResNet-18 / ViT-Ti by default
@@ -804,6 +812,7 @@ def _method_student(family, stage, img_size, kd_method=None, **kw):
         return _model(family, stage, img_size, model_name=distilled_name(FAMILIES[family][stage]), **kw)
     return _model(family, stage, img_size, **kw)
 
+# %% ../nbs/90_bench.ipynb #26d327ce
 def step_peak_memory(family:str, # model family: 'cnn' or 'vit'
                      stage:str, # the stage trained: 'teacher', 'assistant' or 'student'
                      teacher_stage:str|None=None, # the stage distilled from, or None for no teacher
@@ -831,6 +840,7 @@ def step_peak_memory(family:str, # model family: 'cnn' or 'vit'
     del learn, student, teacher; free_memory()
     return peak
 
+# %% ../nbs/90_bench.ipynb #2aa39e2e
 @benchmark('memory')
 def memory_benchmark(img_size:int=224, # input size
                      cnn_batch:int=32, # batch size of the ResNet stages

@@ -165,7 +165,7 @@ class CifarKind(DatasetKind):
 register_dataset(CifarKind('cifar10', 'CIFAR-10', CIFAR10_LABELS, 'CIFAR10'))
 register_dataset(CifarKind('cifar100', 'CIFAR-100', CIFAR100_LABELS, 'CIFAR100', label_key='fine_labels', in_all=False));
 
-# %% ../nbs/01_data.ipynb #692da4cb
+# %% ../nbs/01_data.ipynb #40ba0ecd
 def _medmnist_info(flag):
     import medmnist
     return medmnist.INFO[flag]
@@ -182,6 +182,7 @@ def _parse_medmnist(name):
     raise DataError(f"{name!r}: MedMNIST comes in sizes {', '.join(map(str, MEDMNIST_SIZES))}; "
                     f"use {flag!r} for 28 or {flag}_<size>, e.g. {medmnist_name(flag, 224)!r}.")
 
+# %% ../nbs/01_data.ipynb #692da4cb
 class MedMNISTKind(DatasetKind):
     "The 2D MedMNIST sets at each size, from the npz files the medmnist package fetches."
     kind = 'medmnist'
@@ -275,6 +276,7 @@ def _cifar_folder(path:Path, kind:CifarKind)->Path:
     raise DataError(f"{path} holds no {kind.title} batches: expected {', '.join(kind.files)}, "
                     f'or a {kind.release.base_folder} folder holding them.')
 
+# %% ../nbs/01_data.ipynb #c087c51d
 def read_cifar(source:Path|str, # the release's tar.gz, its extracted folder, or a folder holding either
                kind:str='cifar10', # 'cifar10' or 'cifar100'
               )->dict: # train/test images (N, 32, 32, 3) uint8 and int64 labels, label names, whether official
@@ -520,8 +522,6 @@ def val_size(n_train:int, # images in the training set as published
     return 5_000 if n_train == 50_000 else n_train // 10
 
 # %% ../nbs/01_data.ipynb #b3ba3fa0
-FORMAT_VERSION = 1
-
 def _image_digests(block:np.ndarray)->list:
     return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in block]
 
@@ -555,6 +555,7 @@ def _shared_counts(digests:dict)->dict:
     sets = {s: set(d) for s, d in digests.items()}
     return {f'{a}/{b}': len(sets[a] & sets[b]) for a, b in (('train', 'val'), ('train', 'test'), ('val', 'test'))}
 
+# %% ../nbs/01_data.ipynb #0b60239a
 @contextlib.contextmanager
 def _staging(final:Path):
     "A hidden folder to write into, swapped in for `final` only if the block succeeds."
@@ -602,6 +603,9 @@ def _labels_for(task:str, labels:np.ndarray, n_classes:int, where:str)->np.ndarr
 
 def _class_histogram(task, labels, n_classes):
     return (labels.sum(0) if task == 'multi-label' else np.bincount(labels, minlength=n_classes)).astype(int).tolist()
+
+# %% ../nbs/01_data.ipynb #72ffb4cd
+FORMAT_VERSION = 1
 
 def _write_prepared(final:Path, splits:dict, *, name, kind, task, label_names, source:dict, seed:int,
                     split_note:str, official_counts=None, extra=None)->Path:

@@ -21,8 +21,8 @@ from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier,
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
-           'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Learner', 'adamw', 'fit',
-           'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'Recorder', 'cosine_lr', 'CosineSchedule',
+           'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Recorder', 'adamw', 'Learner',
+           'fit', 'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'cosine_lr', 'CosineSchedule',
            'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'CompiledStep', 'freeze',
            'Distill', 'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
            'CheckpointWriteError', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'format_duration', 'time_left',
@@ -67,6 +67,7 @@ def _raised_in(e:BaseException, cb, event:str):
     "Name the callback and event that raised `e` in its notes."
     if hasattr(e, 'add_note'): e.add_note(f'(raised in callback {type(cb).__name__}.{event})')
 
+# %% ../nbs/05_learner.ipynb #24ed0f42
 class Callback:
     "Base class for the learner's callbacks: define methods named after events."
     order, run_train, run_valid, learn = 0, True, True, None
@@ -109,236 +110,6 @@ class Callback:
 
     def __repr__(self): return type(self).__name__
 
-# %% ../nbs/05_learner.ipynb #b7294ceb
-class Learner:
-    "Trains `model` on `dls` with `loss_func`, firing events to `cbs`."
-    def __init__(self,
-                 model:nn.Module, # the network to train (the student, in a distillation stage)
-                 dls, # loaders with `.train`, `.val` and optionally `.test`, yielding `(x, y, idx)` on the device
-                 loss_func, # a `Method`, called as `loss_func(outputs, y, teacher_out, epoch=..., idx=...)`, returning `LossParts`
-                 task:str='multi-class', # the dataset's task, for metrics
-                 lr:float=1e-4, # peak learning rate
-                 wd:float=0.05, # AdamW weight decay (not applied to biases and norm layers)
-                 opt_func=None, # `opt_func(model, lr, wd)` -> optimizer; default: timm's AdamW param groups
-                 cbs:list|None=None, # callbacks, in addition to the recorder
-                 device:str|torch.device|None=None, # default: `kd_nb.core.default_device()`
-                 path:Path|str|None=None, # the run folder that logs and checkpoints write into
-                 config:dict|None=None, # the run's configuration, saved with checkpoints and metadata
-                ):
-        self.device = default_device(device)
-        self.model, self.dls, self.loss_func, self.task = model.to(self.device), dls, loss_func, task
-        if isinstance(loss_func, nn.Module): loss_func.to(self.device)  # a method's own layers live with the model
-        self.lr, self.wd, self.opt_func = lr, wd, opt_func or adamw
-        self.path, self.config = (Path(path) if path else None), dict(config or {})
-        self.opt, self.training, self.epoch, self.n_epoch, self.start_epoch, self.opt_steps = None, False, 0, 0, 0, 0
-        self.current_lr = None  # the schedule's rate for this batch, a float (`CosineSchedule`)
-        self.autocast = contextlib.nullcontext
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
-        self.teacher_out, self.exception, self.compiled_step = None, None, None  # `CompiledStep` sets the last
-        self.cbs, self.handlers = [], {}
-        self.add_cbs([Recorder()] + list(cbs or []))
-
-    def add_cbs(self, cbs:list # callbacks to attach
-               ):
-        "Attach callbacks; each becomes an attribute named after it (`learn.recorder`)."
-        for cb in cbs:
-            cb.check_contract(self)
-            cb.learn = self
-            self.cbs.append(cb)
-            setattr(self, cb.name, cb)
-        self._sort_cbs()
-        return self
-
-    def _sort_cbs(self):
-        "Order the callbacks; list for each event the ones that handle it, and for each event and phase what it calls."
-        self.cbs.sort(key=lambda cb: cb.order)
-        self.handlers = {e: [cb for cb in self.cbs if getattr(type(cb), e, None) is not None] for e in EVENTS}
-        # read once here, not per call: a batch fires seven events, most of which nothing handles
-        self._calls = {(e, training): tuple((cb, self.handler(cb, e)) for cb in cbs if _runs_in(cb, e, training))
-                       for e, cbs in self.handlers.items() for training in (True, False)}
-
-    @staticmethod
-    def handler(cb:Callback, # an attached callback
-                event:str, # an event it handles
-               ): # called with the callback
-        "What firing `event` calls for `cb`: its class's method (`kd_nb.bench.callback_times` wraps it to time it)."
-        return getattr(type(cb), event)
-
-    def remove_cbs(self, cbs:list # callbacks to detach
-                  ):
-        "Detach callbacks."
-        for cb in cbs:
-            self.cbs.remove(cb)
-            if getattr(self, cb.name, None) is cb: delattr(self, cb.name)
-        self._sort_cbs()
-        return self
-
-    @contextlib.contextmanager
-    def added_cbs(self, cbs:list # callbacks attached for the duration of the block
-                 ):
-        "Attach callbacks inside a `with` block only."
-        self.add_cbs(cbs)
-        try: yield self
-        finally: self.remove_cbs(cbs)
-
-    def get_cb(self, cls:type # a callback class
-              ):
-        "The attached callback that is an instance of `cls`, or None."
-        return next((cb for cb in self.cbs if isinstance(cb, cls)), None)
-
-    def __call__(self, event:str # the event to fire: one of `EVENTS`
-                ):
-        "Fire `event` to every callback that handles it, in their order; `cleanup_fit` reaches each even if one fails."
-        calls = self._calls.get((event, self.training))
-        if calls is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
-        if event == 'cleanup_fit': return self._cleanup(calls)
-        try:
-            for cb, method in calls: method(cb)
-        except _CANCELS: raise
-        except Exception as e: _raised_in(e, cb, event); raise
-
-    def _cleanup(self, calls:tuple):
-        failed = None  # files closed, threads joined: one callback's failure must not leave the others' undone
-        for cb, method in calls:
-            try: method(cb)
-            except Exception as e: _raised_in(e, cb, 'cleanup_fit'); failed = failed or e
-        if failed is not None: raise failed
-
-    def _with_events(self, f, name, cancel):
-        before, after_cancel, after = _PHASE_EVENTS[name]  # spelt once: this runs twice a step
-        try: self(before); f()
-        except cancel: self(after_cancel)
-        self(after)
-
-# %% ../nbs/05_learner.ipynb #8d8401f2
-def adamw(model:nn.Module, # model whose parameters are optimised
-          lr:float, # learning rate
-          wd:float, # weight decay
-          fused:bool|None=None, # update every tensor in one kernel; default: on a GPU
-         )->torch.optim.Optimizer:
-    "AdamW with no weight decay on biases and normalisation weights (timm's parameter groups); fused on a GPU."
-    from timm.optim import create_optimizer_v2
-    # the fused kernel updates every tensor in one launch, and unscales fp16 gradients without a host round trip
-    if fused is None: fused = next(model.parameters()).device.type == 'cuda'
-    return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=wd, **(dict(fused=True) if fused else {}))
-
-def _one_batch(self:Learner):
-    if self.training and self.compiled_step is not None: return self._compiled_batch()
-    if self.autocast is contextlib.nullcontext: out = self.model(self.xb)  # full precision: no context to enter a batch
-    else:
-        with self.autocast(): out = self.model(self.xb)
-    self.out = out if isinstance(out, Outputs) else Outputs(out)
-    self.pred = self.out.logits
-    self('after_pred')
-    progress = self.epoch + self.iter / max(self.n_iter, 1)
-    self.loss_parts = self.loss_func(self.out, self.yb, self.teacher_out, epoch=progress, idx=self.idx)
-    self.loss = self.loss_parts.total
-    self('after_loss')
-    if not self.training: return
-    self('before_backward')
-    self.scaler.scale(self.loss).backward()
-    self._with_events(self._step, 'step', CancelStepException)
-
-def _compiled_batch(self:Learner):
-    "A training batch through `compiled_step`: forward, loss, backward and the optimizer's step in one call."
-    self.out, self.loss_parts = self.compiled_step(self.xb, self.yb, self.teacher_out, self.idx)
-    self.pred, self.loss = self.out.logits, self.loss_parts.total
-    self.opt_steps += 1
-
-def _step(self:Learner):
-    self.scaler.step(self.opt)
-    self.scaler.update()
-    self.opt.zero_grad(set_to_none=True)
-    self.opt_steps += 1
-
-def _all_batches(self:Learner):
-    for self.iter, (self.xb, self.yb, self.idx) in enumerate(self.dl):
-        self.teacher_out = None
-        self._with_events(self._one_batch, 'batch', CancelBatchException)
-
-def _do_train(self:Learner):
-    self.training, self.split, self.dl = True, 'train', self.dls.train
-    self.n_iter = len(self.dl)
-    self.model.train(); self.method_module().train()
-    if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.epoch)
-    self._with_events(self._all_batches, 'train', CancelTrainException)
-
-def _do_validate(self:Learner, split:str='val'):
-    self.training, self.split, self.dl = False, split, getattr(self.dls, split)
-    self.n_iter = len(self.dl)
-    self.model.eval(); self.method_module().eval()
-    with torch.no_grad(): self._with_events(self._all_batches, 'validate', CancelValidException)
-
-def _do_epoch(self:Learner):
-    self._do_train()
-    for split in self.eval_splits: self._do_validate(split)
-
-def _do_fit(self:Learner):
-    for epoch in range(self.start_epoch, self.n_epoch):
-        self.epoch = epoch
-        self._with_events(self._do_epoch, 'epoch', CancelEpochException)
-
-def fit(self:Learner,
-        n_epoch:int, # total number of epochs (a resumed run continues up to this number)
-        test_every_epoch:bool=True, # also evaluate the test split after every epoch (logged, never selected on)
-       ):
-    "Train for `n_epoch` epochs, evaluating on the validation (and test) split after each."
-    self.n_epoch, self.start_epoch, self.exception = n_epoch, 0, None
-    self.eval_splits = ['val'] + (['test'] if test_every_epoch and getattr(self.dls, 'test', None) is not None else [])
-    if self.opt is None: self.opt = self.make_opt()
-    try: self._with_events(self._do_fit, 'fit', CancelFitException)
-    except BaseException as e:
-        self.exception = e
-        raise
-    finally:
-        try: self('cleanup_fit')
-        except Exception as e:
-            if self.exception is None: raise
-            # the fit's own error is what happened (a full disk, say); a logger that then fails to close is its echo
-            if hasattr(self.exception, 'add_note'): self.exception.add_note(f'(then, cleaning up: {type(e).__name__}: {e})')
-
-def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
-          )->nn.Module: # the underlying module, whose state dict has the plain parameter names
-    "The module inside compile and DDP wrappers."
-    while True:
-        inner = getattr(model, '_orig_mod', None) or getattr(model, 'module', None)
-        if inner is None: return model
-        model = inner
-
-def method_module(self:Learner)->nn.Module: # the loss, if it is a module (a `Method`), else an empty one
-    "The distillation method as a module: its parameters and state go where the model's go."
-    return self.loss_func if isinstance(self.loss_func, nn.Module) else nn.Module()
-
-def make_opt(self:Learner)->torch.optim.Optimizer:
-    "The optimizer: `opt_func` over the model, then the method's own parameters as groups of their own."
-    opt = self.opt_func(unwrap(self.model), self.lr, self.wd)  # unwrapped: timm's no-decay list names the model's own parameters
-    own = [p for p in self.method_module().parameters() if p.requires_grad]
-    if own:
-        from timm.optim import param_groups_weight_decay
-        for group in param_groups_weight_decay(self.method_module(), self.wd): opt.add_param_group(group)
-    return opt
-
-for f in (method_module, make_opt, _one_batch, _compiled_batch, _step, _all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
-Learner.fit = fit
-
-# %% ../nbs/05_learner.ipynb #ec182ba4
-def validate(self:Learner,
-             split:str='val', # 'train', 'val' or 'test' (train is evaluated without augmentation only if its loader has none)
-            )->dict: # that split's loss and metrics
-    "Evaluate the model on one split."
-    self.recorder.stats = {}
-    self._do_validate(split)
-    return {k.removeprefix(f'{split}_'): v for k, v in self.recorder.stats.items()}
-
-def get_preds(self:Learner,
-              split:str='val', # the split to predict
-             )->tuple: # (scores (N, C) probabilities, targets) as NumPy arrays
-    "Predicted probabilities and the labels for a split."
-    self.validate(split)
-    return self.recorder.last_scores, self.recorder.last_targets
-
-Learner.validate, Learner.get_preds = validate, get_preds
-
 # %% ../nbs/05_learner.ipynb #ef12b667
 def _rss_peak_mb()->float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -371,69 +142,316 @@ class Recorder(Callback):
                                "a method returns the same named terms for every batch (zero where a term does not apply).")
         # kept, not summed: a batch costs the device nothing here; the split reduces them once, at its end. Detached
         # where they hold a graph (a detach is a new tensor: labels, constant terms and validation outputs need none)
-        self.losses.append(tuple(v.detach() if v.requires_grad else v for v in (parts.total, *parts.terms.values())))
+        total = parts.total.detach() if parts.total.requires_grad else parts.total
+        # a term that is the total itself (the hard-label term, without a teacher) shares its detached copy
+        self.losses.append((total, *(total if v is parts.total else v.detach() if v.requires_grad else v for v in parts.terms.values())))
         self.sizes.append(n); self.count += n
         pred = learn.pred
         self.preds.append(pred.detach() if pred.requires_grad else pred); self.targets.append(learn.yb); self.idxs.append(learn.idx)
 
-    def weighted_sums(self, start:int=0, # the first batch to sum from
-                     )->Tensor|None: # (1 + terms,) float64 on the CPU: each part times its batch size, summed
-        "The loss and each named term over this split's batches from `start` on, weighted by batch size (one copy to the host)."
-        if len(self.losses) <= start: return None
-        parts = torch.stack([torch.stack([v.float() for v in part]) for part in zip(*self.losses[start:])])
-        return parts.cpu().double() @ torch.tensor(self.sizes[start:], dtype=torch.float64)  # float64: exact enough in any order
+# %% ../nbs/05_learner.ipynb #73d8563a
+def weighted_sums(self:Recorder, start:int=0, # the first batch to sum from
+                 )->Tensor|None: # (1 + terms,) float64 on the CPU: each part times its batch size, summed
+    "The loss and each named term over this split's batches from `start` on, weighted by batch size (one copy to the host)."
+    if len(self.losses) <= start: return None
+    parts = torch.stack([torch.stack([v.float() for v in part]) for part in zip(*self.losses[start:])])
+    return parts.cpu().double() @ torch.tensor(self.sizes[start:], dtype=torch.float64)  # float64: exact enough in any order
 
-    def running_loss(self)->float: # the mean loss over this split's batches so far (NaN before the first)
-        "The running mean loss, for progress displays: only the batches since the last call are reduced (one device read)."
-        done, total = self._running
-        if len(self.losses) > done: self._running = (len(self.losses), total + float(self.weighted_sums(done)[0]))
-        return self._running[1] / self.count if self.count else float('nan')
+def running_loss(self:Recorder)->float: # the mean loss over this split's batches so far (NaN before the first)
+    "The running mean loss, for progress displays: only the batches since the last call are reduced (one device read)."
+    done, total = self._running
+    if len(self.losses) > done: self._running = (len(self.losses), total + float(self.weighted_sums(done)[0]))
+    return self._running[1] / self.count if self.count else float('nan')
 
-    def images_per_second(self, now:float|None=None, # a `time.perf_counter()` reading; default: now
-                         )->float: # this training split's images a second so far, every process together
-        "The training throughput so far: each process trains as fast on its share of each batch."
-        return self.count * get_world_size() / max((now or time.perf_counter()) - self.train_start, 1e-9)
+def images_per_second(self:Recorder, now:float|None=None, # a `time.perf_counter()` reading; default: now
+                     )->float: # this training split's images a second so far, every process together
+    "The training throughput so far: each process trains as fast on its share of each batch."
+    return self.count * get_world_size() / max((now or time.perf_counter()) - self.train_start, 1e-9)
+for f in (weighted_sums, running_loss, images_per_second): setattr(Recorder, f.__name__, f)
 
-    def _gathered(self)->tuple: # (predictions, targets) of every process, in sample order
-        preds, targets = torch.cat(self.preds).float(), torch.cat(self.targets)
-        if get_world_size() == 1: return preds, targets
-        order = gather_cat(torch.cat(self.idxs)).argsort().to(preds.device)
-        return gather_cat(preds)[order], gather_cat(targets)[order]
+# %% ../nbs/05_learner.ipynb #29fa1813
+def _gathered(self:Recorder)->tuple: # (predictions, targets) of every process, in sample order
+    preds, targets = torch.cat(self.preds).float(), torch.cat(self.targets)
+    if get_world_size() == 1: return preds, targets
+    order = gather_cat(torch.cat(self.idxs)).argsort().to(preds.device)
+    return gather_cat(preds)[order], gather_cat(targets)[order]
 
-    def _finish_split(self)->dict:
-        split = self.split
-        sums = self.weighted_sums()
-        sums, self.n_seen = all_sum(sums if sums is not None else torch.zeros(1)), int(all_sum(torch.tensor([self.count]))[0])  # over every process
-        if self.n_seen == 0: return {}
-        total, *terms = (sums / self.n_seen).tolist()
-        preds, targets = self._gathered()
-        scores = scores_from_logits(preds, self.task)
-        res = {'loss': total} | (dict(zip(self.terms, terms)) if split == 'train' else {})
-        self.finite = bool(np.isfinite(scores).all()) and math.isfinite(total)
-        metrics = classification_metrics(targets.cpu().numpy(), np.nan_to_num(scores), self.task)
-        # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
-        res |= metrics if self.finite else {k: float('nan') for k in metrics}
-        self.last_scores, self.last_targets = scores, targets.cpu().numpy()
-        self.preds, self.targets, self.idxs = [], [], []
-        return {f'{split}_{k}': v for k, v in res.items()}
+def _finish_split(self:Recorder)->dict:
+    split = self.split
+    sums = self.weighted_sums()
+    sums, self.n_seen = all_sum(sums if sums is not None else torch.zeros(1)), int(all_sum(torch.tensor([self.count]))[0])  # over every process
+    if self.n_seen == 0: return {}
+    total, *terms = (sums / self.n_seen).tolist()
+    preds, targets = self._gathered()
+    scores = scores_from_logits(preds, self.task)
+    res = {'loss': total} | (dict(zip(self.terms, terms)) if split == 'train' else {})
+    self.finite = bool(np.isfinite(scores).all()) and math.isfinite(total)
+    metrics = classification_metrics(targets.cpu().numpy(), np.nan_to_num(scores), self.task)
+    # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
+    res |= metrics if self.finite else {k: float('nan') for k in metrics}
+    self.last_scores, self.last_targets = scores, targets.cpu().numpy()
+    self.preds, self.targets, self.idxs = [], [], []
+    return {f'{split}_{k}': v for k, v in res.items()}
 
-    def after_train(self):
-        self.stats |= self._finish_split()
-        self.train_time, self.train_samples = time.perf_counter() - self.train_start, self.n_seen
-    def after_validate(self): self.stats |= self._finish_split()
+def after_train(self:Recorder):
+    self.stats |= self._finish_split()
+    self.train_time, self.train_samples = time.perf_counter() - self.train_start, self.n_seen
+def after_validate(self:Recorder): self.stats |= self._finish_split()
+for f in (_gathered, _finish_split, after_train, after_validate): setattr(Recorder, f.__name__, f)
 
-    def after_epoch(self):
-        gpu = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == 'cuda' else None
-        self.row = dict(epoch=self.epoch, **self.stats, lr=float(self.opt.param_groups[0]['lr']),
-                        epoch_time_s=time.perf_counter() - self.epoch_start,
-                        samples_per_s=self.train_samples / max(self.train_time, 1e-9),
-                        gpu_peak_mb=gpu, rss_peak_mb=_rss_peak_mb())
-        self.rows.append(self.row)
+# %% ../nbs/05_learner.ipynb #2c72b52d
+def after_epoch(self:Recorder):
+    gpu = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == 'cuda' else None
+    self.row = dict(epoch=self.epoch, **self.stats, lr=float(self.opt.param_groups[0]['lr']),
+                    epoch_time_s=time.perf_counter() - self.epoch_start,
+                    samples_per_s=self.train_samples / max(self.train_time, 1e-9),
+                    gpu_peak_mb=gpu, rss_peak_mb=_rss_peak_mb())
+    self.rows.append(self.row)
 
-    def metric(self, name:str # a column of the row, e.g. 'val_acc'
-              )->float: # its value in the last finished epoch
-        "A value from the last epoch's row."
-        return self.row[name]
+def metric(self:Recorder, name:str # a column of the row, e.g. 'val_acc'
+          )->float: # its value in the last finished epoch
+    "A value from the last epoch's row."
+    return self.row[name]
+for f in (after_epoch, metric): setattr(Recorder, f.__name__, f)
+
+# %% ../nbs/05_learner.ipynb #8d8401f2
+def adamw(model:nn.Module, # model whose parameters are optimised
+          lr:float, # learning rate
+          weight_decay:float, # AdamW weight decay
+          fused:bool|None=None, # update every tensor in one kernel; default: on a GPU
+         )->torch.optim.Optimizer:
+    "AdamW with no weight decay on biases and normalisation weights (timm's parameter groups); fused on a GPU."
+    from timm.optim import create_optimizer_v2
+    # the fused kernel updates every tensor in one launch, and unscales fp16 gradients without a host round trip
+    if fused is None: fused = next(model.parameters()).device.type == 'cuda'
+    return create_optimizer_v2(model, 'adamw', lr=lr, weight_decay=weight_decay, **(dict(fused=True) if fused else {}))
+
+# %% ../nbs/05_learner.ipynb #b7294ceb
+class Learner:
+    "Trains `model` on `dls` with `loss_func`, firing events to `cbs`."
+    def __init__(self,
+                 model:nn.Module, # the network to train (the student, in a distillation stage)
+                 dls, # loaders with `.train`, `.val` and optionally `.test`, yielding `(x, y, idx)` on the device
+                 loss_func, # a `Method`, called as `loss_func(outputs, y, teacher_out, epoch=..., idx=...)`, returning `LossParts`
+                 task:str='multi-class', # the dataset's task, for metrics
+                 lr:float=1e-4, # peak learning rate
+                 weight_decay:float=0.05, # AdamW weight decay (not applied to biases and norm layers)
+                 opt_func=None, # `opt_func(model, lr, weight_decay)` -> optimizer; default: timm's AdamW param groups
+                 cbs:list|None=None, # callbacks, in addition to the recorder
+                 device:str|torch.device|None=None, # default: `kd_nb.core.default_device()`
+                 path:Path|str|None=None, # the run folder that logs and checkpoints write into
+                 config:dict|None=None, # the run's configuration, saved with checkpoints and metadata
+                ):
+        self.device = default_device(device)
+        self.model, self.dls, self.loss_func, self.task = model.to(self.device), dls, loss_func, task
+        if isinstance(loss_func, nn.Module): loss_func.to(self.device)  # a method's own layers live with the model
+        self.lr, self.weight_decay, self.opt_func = lr, weight_decay, opt_func or adamw
+        self.path, self.config = (Path(path) if path else None), dict(config or {})
+        self.opt, self.training, self.epoch, self.n_epoch, self.start_epoch, self.opt_steps = None, False, 0, 0, 0, 0
+        self.current_lr = None  # the schedule's rate for this batch, a float (`CosineSchedule`)
+        self.autocast = contextlib.nullcontext
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
+        self.teacher_out, self.exception, self.compiled_step = None, None, None  # `CompiledStep` sets the last
+        self.cbs, self.handlers = [], {}
+        self.add_cbs([Recorder()] + list(cbs or []))
+
+    def __call__(self, event:str # the event to fire: one of `EVENTS`
+                ):
+        "Fire `event` to every callback that handles it, in their order; `cleanup_fit` reaches each even if one fails."
+        calls = self._calls.get((event, self.training))
+        if not calls:  # four of a training batch's seven events, with the stage's callbacks: nothing to call
+            if calls is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
+            return
+        if event == 'cleanup_fit': return self._cleanup(calls)
+        try:
+            for cb, method in calls: method(cb)
+        except _CANCELS: raise
+        except Exception as e: _raised_in(e, cb, event); raise
+
+    def _cleanup(self, calls:tuple):
+        failed = None  # files closed, threads joined: one callback's failure must not leave the others' undone
+        for cb, method in calls:
+            try: method(cb)
+            except Exception as e: _raised_in(e, cb, 'cleanup_fit'); failed = failed or e
+        if failed is not None: raise failed
+
+    def _with_events(self, f, name, cancel):
+        before, after_cancel, after = _PHASE_EVENTS[name]  # spelt once: this runs twice a step
+        try: self(before); f()
+        except cancel: self(after_cancel)
+        self(after)
+
+# %% ../nbs/05_learner.ipynb #a29ce11f
+def add_cbs(self:Learner, cbs:list # callbacks to attach
+           ):
+    "Attach callbacks; each becomes an attribute named after it (`learn.recorder`)."
+    for cb in cbs:
+        cb.check_contract(self)
+        cb.learn = self
+        self.cbs.append(cb)
+        setattr(self, cb.name, cb)
+    self._sort_cbs()
+    return self
+
+def _sort_cbs(self:Learner):
+    "Order the callbacks; list for each event the ones that handle it, and for each event and phase what it calls."
+    self.cbs.sort(key=lambda cb: cb.order)
+    self.handlers = {e: [cb for cb in self.cbs if getattr(type(cb), e, None) is not None] for e in EVENTS}
+    # read once here, not per call: a batch fires seven events, most of which nothing handles
+    self._calls = {(e, training): tuple((cb, self.handler(cb, e)) for cb in cbs if _runs_in(cb, e, training))
+                   for e, cbs in self.handlers.items() for training in (True, False)}
+
+def handler(cb:Callback, # an attached callback
+            event:str, # an event it handles
+           ): # called with the callback
+    "What firing `event` calls for `cb`: its class's method (`kd_nb.bench.callback_times` wraps it to time it)."
+    return getattr(type(cb), event)
+
+def remove_cbs(self:Learner, cbs:list # callbacks to detach
+              ):
+    "Detach callbacks."
+    for cb in cbs:
+        self.cbs.remove(cb)
+        if getattr(self, cb.name, None) is cb: delattr(self, cb.name)
+    self._sort_cbs()
+    return self
+
+@contextlib.contextmanager
+def added_cbs(self:Learner, cbs:list # callbacks attached for the duration of the block
+             ):
+    "Attach callbacks inside a `with` block only."
+    self.add_cbs(cbs)
+    try: yield self
+    finally: self.remove_cbs(cbs)
+
+def get_cb(self:Learner, cls:type # a callback class
+          ):
+    "The attached callback that is an instance of `cls`, or None."
+    return next((cb for cb in self.cbs if isinstance(cb, cls)), None)
+for f in (add_cbs, _sort_cbs, remove_cbs, added_cbs, get_cb): setattr(Learner, f.__name__, f)
+Learner.handler = staticmethod(handler)
+
+# %% ../nbs/05_learner.ipynb #0632b149
+def _one_batch(self:Learner):
+    if self.training and self.compiled_step is not None: return self._compiled_batch()
+    if self.autocast is contextlib.nullcontext: out = self.model(self.xb)  # full precision: no context to enter a batch
+    else:
+        with self.autocast(): out = self.model(self.xb)
+    self.out = out if isinstance(out, Outputs) else Outputs(out)
+    self.pred = self.out.logits
+    self('after_pred')
+    progress = self.epoch + self.iter / max(self.n_iter, 1)
+    self.loss_parts = self.loss_func(self.out, self.yb, self.teacher_out, epoch=progress, idx=self.idx)
+    self.loss = self.loss_parts.total
+    self('after_loss')
+    if not self.training: return
+    self('before_backward')
+    self.scaler.scale(self.loss).backward()
+    self._with_events(self._step, 'step', CancelStepException)
+
+def _compiled_batch(self:Learner):
+    "A training batch through `compiled_step`: forward, loss, backward and the optimizer's step in one call."
+    self.out, self.loss_parts = self.compiled_step(self.xb, self.yb, self.teacher_out, self.idx)
+    self.pred, self.loss = self.out.logits, self.loss_parts.total
+    self.opt_steps += 1
+
+def _step(self:Learner):
+    self.scaler.step(self.opt)
+    self.scaler.update()
+    self.opt.zero_grad(set_to_none=True)
+    self.opt_steps += 1
+for f in (_one_batch, _compiled_batch, _step): setattr(Learner, f.__name__, f)
+
+# %% ../nbs/05_learner.ipynb #4a4d83ad
+def _all_batches(self:Learner):
+    for self.iter, (self.xb, self.yb, self.idx) in enumerate(self.dl):
+        self.teacher_out = None
+        self._with_events(self._one_batch, 'batch', CancelBatchException)
+
+def _do_train(self:Learner):
+    self.training, self.split, self.dl = True, 'train', self.dls.train
+    self.n_iter = len(self.dl)
+    self.model.train(); self.method_module().train()
+    if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.epoch)
+    self._with_events(self._all_batches, 'train', CancelTrainException)
+
+def _do_validate(self:Learner, split:str='val'):
+    self.training, self.split, self.dl = False, split, getattr(self.dls, split)
+    self.n_iter = len(self.dl)
+    self.model.eval(); self.method_module().eval()
+    with torch.no_grad(): self._with_events(self._all_batches, 'validate', CancelValidException)
+
+def _do_epoch(self:Learner):
+    self._do_train()
+    for split in self.eval_splits: self._do_validate(split)
+
+def _do_fit(self:Learner):
+    for epoch in range(self.start_epoch, self.n_epoch):
+        self.epoch = epoch
+        self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+for f in (_all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
+
+# %% ../nbs/05_learner.ipynb #e5059201
+def fit(self:Learner,
+        n_epoch:int, # total number of epochs (a resumed run continues up to this number)
+        test_every_epoch:bool=True, # also evaluate the test split after every epoch (logged, never selected on)
+       ):
+    "Train for `n_epoch` epochs, evaluating on the validation (and test) split after each."
+    self.n_epoch, self.start_epoch, self.exception = n_epoch, 0, None
+    self.eval_splits = ['val'] + (['test'] if test_every_epoch and getattr(self.dls, 'test', None) is not None else [])
+    if self.opt is None: self.opt = self.make_opt()
+    try: self._with_events(self._do_fit, 'fit', CancelFitException)
+    except BaseException as e:
+        self.exception = e
+        raise
+    finally:
+        try: self('cleanup_fit')
+        except Exception as e:
+            if self.exception is None: raise
+            # the fit's own error is what happened (a full disk, say); a logger that then fails to close is its echo
+            if hasattr(self.exception, 'add_note'): self.exception.add_note(f'(then, cleaning up: {type(e).__name__}: {e})')
+Learner.fit = fit
+
+# %% ../nbs/05_learner.ipynb #b34cd428
+def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
+          )->nn.Module: # the underlying module, whose state dict has the plain parameter names
+    "The module inside compile and DDP wrappers."
+    while True:
+        inner = getattr(model, '_orig_mod', None) or getattr(model, 'module', None)
+        if inner is None: return model
+        model = inner
+
+def method_module(self:Learner)->nn.Module: # the loss, if it is a module (a `Method`), else an empty one
+    "The distillation method as a module: its parameters and state go where the model's go."
+    return self.loss_func if isinstance(self.loss_func, nn.Module) else nn.Module()
+
+def make_opt(self:Learner)->torch.optim.Optimizer:
+    "The optimizer: `opt_func` over the model, then the method's own parameters as groups of their own."
+    opt = self.opt_func(unwrap(self.model), self.lr, self.weight_decay)  # unwrapped: timm's no-decay list names the model's own parameters
+    own = [p for p in self.method_module().parameters() if p.requires_grad]
+    if own:
+        from timm.optim import param_groups_weight_decay
+        for group in param_groups_weight_decay(self.method_module(), self.weight_decay): opt.add_param_group(group)
+    return opt
+for f in (method_module, make_opt): setattr(Learner, f.__name__, f)
+
+# %% ../nbs/05_learner.ipynb #ec182ba4
+def validate(self:Learner,
+             split:str='val', # 'train', 'val' or 'test' (train is evaluated without augmentation only if its loader has none)
+            )->dict: # that split's loss and metrics
+    "Evaluate the model on one split."
+    self.recorder.stats = {}
+    self._do_validate(split)
+    return {k.removeprefix(f'{split}_'): v for k, v in self.recorder.stats.items()}
+
+def get_preds(self:Learner,
+              split:str='val', # the split to predict
+             )->tuple: # (scores (N, C) probabilities, targets) as NumPy arrays
+    "Predicted probabilities and the labels for a split."
+    self.validate(split)
+    return self.recorder.last_scores, self.recorder.last_targets
+
+Learner.validate, Learner.get_preds = validate, get_preds
 
 # %% ../nbs/05_learner.ipynb #12eb9d50
 def cosine_lr(progress:float, # fraction of training done, in [0, 1]
@@ -496,6 +514,7 @@ class MixedPrecision(Callback):
         scaler = self.learn.scaler
         if scaler.is_enabled(): scaler.unscale_(self.learn.opt)
 
+# %% ../nbs/05_learner.ipynb #754ba717
 class ChannelsLast(Callback):
     "Keep CNN weights and activations in channels-last (NHWC) memory layout."
     order = -30
@@ -510,6 +529,7 @@ class CompileModel(Callback):
     def before_fit(self):
         if not hasattr(self.model, '_orig_mod'): self.learn.model = torch.compile(self.model, **self.kwargs)
 
+# %% ../nbs/05_learner.ipynb #e51b9d70
 class CompiledStep(Callback):
     "Compile the whole training step, forward, loss (distillation included), backward and the optimizer's step, as one function."
     order = 60  # last: the model, the optimizer and a resumed state are in place
@@ -571,7 +591,7 @@ def freeze(model:nn.Module # the teacher
     return model
 
 def _teacher_on(device:torch.device, teacher:nn.Module, teacher_input=None)->nn.Module:
-    "The teacher frozen on `device`, its input adapter (if a module) moved there with it."
+    "The teacher frozen on `device`, its teacher input (if a module) moved there with it."
     if isinstance(teacher_input, nn.Module): teacher_input.to(device)
     return freeze(teacher.to(device))
 
@@ -705,6 +725,7 @@ def _set_rng_state(state:dict):
     torch.set_rng_state(state['torch'])
     if state['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
+# %% ../nbs/05_learner.ipynb #48659c6c
 def _to_host(obj)->tuple: # (the copy, a function that returns once every tensor of it has arrived)
     "A copy of a (nested) state with every tensor on the host: what training does next cannot change it."
     # From a GPU, one blocking copy per tensor (about 800 for a ResNet-50 with its AdamW state) would make the host
@@ -727,6 +748,7 @@ def _to_host(obj)->tuple: # (the copy, a function that returns once every tensor
     arrived = [stream.record_event() for stream in streams.values()]
     return snapshot, lambda: [event.synchronize() for event in arrived]
 
+# %% ../nbs/05_learner.ipynb #2edd255a
 def load_checkpoint(path:Path|str # a `.pt` file written by `SaveCheckpoint`
                    )->dict: # model, optimizer, scaler, epoch, opt_steps, rng, config, best
     "Load a checkpoint safely (tensors and plain values only)."
@@ -744,6 +766,7 @@ def load_checkpoint(path:Path|str # a `.pt` file written by `SaveCheckpoint`
                  else ' Start the run again with overwrite=True (-p overwrite True).')
         raise RuntimeError(f'{path} is not a readable kd_nb checkpoint: it was cut short or damaged ({e}).{where}') from e
 
+# %% ../nbs/05_learner.ipynb #9c75468e
 def monitor_mode(monitor:str, # a column of the epoch row, e.g. 'val_acc' or 'val_loss'
                  mode:str='auto', # 'max', 'min', or 'auto' (min for losses, max otherwise)
                 )->str: # 'min' or 'max'
@@ -761,6 +784,7 @@ def improves(value:float, # this epoch's monitored value
     if best is None: return True
     return value >= best if mode == 'max' else value <= best
 
+# %% ../nbs/05_learner.ipynb #f686ba5a
 class CheckpointWriteError(OSError):
     "A checkpoint could not be written (a full disk, say); the one before it is intact, and the run resumes from it."
 
@@ -790,89 +814,93 @@ class SaveCheckpoint(Callback):
                     best=self.best, best_epoch=self.best_epoch, monitor=self.monitor, rows=self.recorder.rows,
                     **({'method': method} if (method := self.learn.method_module().state_dict()) else {}))
 
-    def _write(self, state:dict, best:bool):
-        "Write `last.pt`, and make `best.pt` the same file (a hard link: no second write), each atomically."
-        with atomic_path(self.last_path) as tmp: torch.save(state, tmp)
-        if not best: return
-        with atomic_path(self.best_path) as tmp:
-            try: os.link(self.last_path, tmp)  # `last.pt` is replaced by a new file next epoch; the link keeps this one
-            except OSError: shutil.copyfile(self.last_path, tmp)  # a file system without hard links
+# %% ../nbs/05_learner.ipynb #7b32e084
+def _write(self:SaveCheckpoint, state:dict, best:bool):
+    "Write `last.pt`, and make `best.pt` the same file (a hard link: no second write), each atomically."
+    with atomic_path(self.last_path) as tmp: torch.save(state, tmp)
+    if not best: return
+    with atomic_path(self.best_path) as tmp:
+        try: os.link(self.last_path, tmp)  # `last.pt` is replaced by a new file next epoch; the link keeps this one
+        except OSError: shutil.copyfile(self.last_path, tmp)  # a file system without hard links
 
-    def _write_in_background(self, state:dict, arrived, best:bool):
-        def write():
-            try:
-                arrived()  # the host copy is complete (from a GPU, it is still arriving when the thread starts)
-                self._write(state, best)
-                self.written_epoch = state.get('epoch')
-            except BaseException as e: self.error = e
-        self.writer = threading.Thread(target=write, name='kd_nb checkpoint writer')
-        self.writer.start()
+def _write_in_background(self:SaveCheckpoint, state:dict, arrived, best:bool):
+    def write():
+        try:
+            arrived()  # the host copy is complete (from a GPU, it is still arriving when the thread starts)
+            self._write(state, best)
+            self.written_epoch = state.get('epoch')
+        except BaseException as e: self.error = e
+    self.writer = threading.Thread(target=write, name='kd_nb checkpoint writer')
+    self.writer.start()
 
-    def wait(self):
-        "Wait until the checkpoint being written is on disk; raise `CheckpointWriteError` if writing it failed."
-        if self.writer is not None: self.writer.join(); self.writer = None
-        error, self.error = self.error, None
-        if error is not None: raise CheckpointWriteError(self._failure(error)) from error
+def wait(self:SaveCheckpoint):
+    "Wait until the checkpoint being written is on disk; raise `CheckpointWriteError` if writing it failed."
+    if self.writer is not None: self.writer.join(); self.writer = None
+    error, self.error = self.error, None
+    if error is not None: raise CheckpointWriteError(self._failure(error)) from error
 
-    def _failure(self, error:BaseException)->str:
-        "What failed, the disk's free space if it is full, and the checkpoint that is intact."
-        folder = self.last_path.parent
-        why = f'Writing the checkpoint {self.last_path} failed ({error}).'
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            why += f' The disk holding {folder} has {shutil.disk_usage(folder).free / 2**20:,.0f} MB free.'
-        if self.written_epoch is not None and self.last_path.exists():  # written atomically: a failed write left it as it was
-            return (f'{why} {self.last_path} is intact, from epoch {self.written_epoch + 1}: make room (or set experiments_root '
-                    'to another disk and move the run there), then run the same stage again; it resumes from that epoch.')
-        return f'{why} No checkpoint of this run was written: make room, then run the stage again.'
+def _failure(self:SaveCheckpoint, error:BaseException)->str:
+    "What failed, the disk's free space if it is full, and the checkpoint that is intact."
+    folder = self.last_path.parent
+    why = f'Writing the checkpoint {self.last_path} failed ({error}).'
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        why += f' The disk holding {folder} has {shutil.disk_usage(folder).free / 2**20:,.0f} MB free.'
+    if self.written_epoch is not None and self.last_path.exists():  # written atomically: a failed write left it as it was
+        return (f'{why} {self.last_path} is intact, from epoch {self.written_epoch + 1}: make room (or set experiments_root '
+                'to another disk and move the run there), then run the same stage again; it resumes from that epoch.')
+    return f'{why} No checkpoint of this run was written: make room, then run the stage again.'
 
-    def after_batch(self):
-        if self.error is not None: self.wait()  # a failed write stops the fit now, not an epoch later
+def after_batch(self:SaveCheckpoint):
+    if self.error is not None: self.wait()  # a failed write stops the fit now, not an epoch later
+for f in (_write, _write_in_background, wait, _failure, after_batch): setattr(SaveCheckpoint, f.__name__, f)
 
-    def before_fit(self):
-        self.best, self.best_epoch, self.finished_epoch, self.best_weights, self.writer, self.error = (None,) * 6
-        self.written_epoch = None  # the epoch `last.pt` holds, once known to be on disk
-        if not (self.resume and self.last_path.exists()): return
-        state = load_checkpoint(self.last_path)
-        self.written_epoch = state['epoch']
-        unwrap(self.model).load_state_dict(state['model'])
-        if 'method' in state: self.learn.method_module().load_state_dict(state['method'])
-        self.opt.load_state_dict(state['optimizer'])
-        # a compiled step saves its learning rate as a tensor; the run resumes as it is set now (`CompiledStep` converts again)
-        for group in self.opt.param_groups: group['lr'] = float(group['lr'])
-        self.scaler.load_state_dict(state['scaler'])
-        _set_rng_state(state['rng'])
-        self.best, self.best_epoch = state['best'], state['best_epoch']
-        self.recorder.rows = list(state['rows'])
-        self.learn.opt_steps, self.learn.start_epoch = state['opt_steps'], state['epoch'] + 1
+# %% ../nbs/05_learner.ipynb #1a507377
+def before_fit(self:SaveCheckpoint):
+    self.best, self.best_epoch, self.finished_epoch, self.best_weights, self.writer, self.error = (None,) * 6
+    self.written_epoch = None  # the epoch `last.pt` holds, once known to be on disk
+    if not (self.resume and self.last_path.exists()): return
+    state = load_checkpoint(self.last_path)
+    self.written_epoch = state['epoch']
+    unwrap(self.model).load_state_dict(state['model'])
+    if 'method' in state: self.learn.method_module().load_state_dict(state['method'])
+    self.opt.load_state_dict(state['optimizer'])
+    # a compiled step saves its learning rate as a tensor; the run resumes as it is set now (`CompiledStep` converts again)
+    for group in self.opt.param_groups: group['lr'] = float(group['lr'])
+    self.scaler.load_state_dict(state['scaler'])
+    _set_rng_state(state['rng'])
+    self.best, self.best_epoch = state['best'], state['best_epoch']
+    self.recorder.rows = list(state['rows'])
+    self.learn.opt_steps, self.learn.start_epoch = state['opt_steps'], state['epoch'] + 1
 
-    def after_epoch(self):
-        value = self.recorder.row[self.monitor]
-        if math.isfinite(value) and improves(value, self.best, self.mode): self.best, self.best_epoch = value, self.epoch
-        self.finished_epoch = self.epoch  # on every process: each decides alike whether to read the best weights back
-        if not is_main_process(): return
-        self.wait()  # one write at a time, in epoch order
-        # a snapshot in host memory, written while the next epoch trains: serialising 100-300 MB would stall the GPU
-        state, arrived = _to_host(self.state())
-        best = self.best_epoch == self.epoch
-        if best: self.best_weights = (state['model'], arrived)  # for the end of the fit: no waiting for a write, no reading
-        self._write_in_background(state, arrived, best=best)
+def after_epoch(self:SaveCheckpoint):
+    value = self.recorder.row[self.monitor]
+    if math.isfinite(value) and improves(value, self.best, self.mode): self.best, self.best_epoch = value, self.epoch
+    self.finished_epoch = self.epoch  # on every process: each decides alike whether to read the best weights back
+    if not is_main_process(): return
+    self.wait()  # one write at a time, in epoch order
+    # a snapshot in host memory, written while the next epoch trains: serialising 100-300 MB would stall the GPU
+    state, arrived = _to_host(self.state())
+    best = self.best_epoch == self.epoch
+    if best: self.best_weights = (state['model'], arrived)  # for the end of the fit: no waiting for a write, no reading
+    self._write_in_background(state, arrived, best=best)
 
-    def after_fit(self):
-        # The last write goes on while the later callbacks draw the final figures and export, until cleanup_fit.
-        # The model holds the best weights already when the last epoch finished was the best (a tie goes to it, too).
-        if not self.load_best or self.best_epoch == self.finished_epoch: return
-        barrier()  # with several processes, the others read best.pt, which is on disk once rank 0 has got here
-        if self.best_weights is not None:  # rank 0 kept them from this fit's snapshot
-            weights, arrived = self.best_weights
-            arrived()
-        elif self.best_path.exists(): weights = load_checkpoint(self.best_path)['model']  # best before a resume
-        else: return
-        unwrap(self.model).load_state_dict(weights)
+def after_fit(self:SaveCheckpoint):
+    # The last write goes on while the later callbacks draw the final figures and export, until cleanup_fit.
+    # The model holds the best weights already when the last epoch finished was the best (a tie goes to it, too).
+    if not self.load_best or self.best_epoch == self.finished_epoch: return
+    barrier()  # with several processes, the others read best.pt, which is on disk once rank 0 has got here
+    if self.best_weights is not None:  # rank 0 kept them from this fit's snapshot
+        weights, arrived = self.best_weights
+        arrived()
+    elif self.best_path.exists(): weights = load_checkpoint(self.best_path)['model']  # best before a resume
+    else: return
+    unwrap(self.model).load_state_dict(weights)
 
-    def cleanup_fit(self): # also after an error: the last checkpoint is complete when the fit returns or raises
-        self.best_weights = None  # a model's worth of host memory
-        if self.learn.exception is None: self.wait()  # a write that failed is the fit's error
-        elif self.writer is not None: self.writer.join(); self.writer = None  # the fit's own error is the one to see
+def cleanup_fit(self:SaveCheckpoint): # also after an error: the last checkpoint is complete when the fit returns or raises
+    self.best_weights = None  # a model's worth of host memory
+    if self.learn.exception is None: self.wait()  # a write that failed is the fit's error
+    elif self.writer is not None: self.writer.join(); self.writer = None  # the fit's own error is the one to see
+for f in (before_fit, after_epoch, after_fit, cleanup_fit): setattr(SaveCheckpoint, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
@@ -958,6 +986,7 @@ def stage_done(learn:Learner, # a learner in a fit
     within = (getattr(learn, 'iter', -1) + 1) / max(getattr(learn, 'n_iter', 1), 1) if learn.training else 1
     return min((learn.epoch - learn.start_epoch + within) / epochs, 1.)
 
+# %% ../nbs/05_learner.ipynb #ab6954c1
 class ProgressBar(Callback):
     "Progress while an epoch trains (a bar on a terminal, plain lines elsewhere) and a one-line summary after each epoch."
     order, run_valid = 30, False
@@ -997,40 +1026,42 @@ class ProgressBar(Callback):
               f'({100 * done // max(self.n_iter, 1)}%){took} | {self._progress(done, now)}', flush=True)
         self.last_time, self.last_iter = now, done
 
-    def after_batch(self):
-        done = self.learn.iter + 1
-        if done < self.next_look: return
+# %% ../nbs/05_learner.ipynb #1f29582b
+def after_batch(self:ProgressBar):
+    done = self.learn.iter + 1
+    if done < self.next_look: return
+    now = time.perf_counter()
+    (seen, then), self.looked = self.looked, (done, now)
+    stride = max(1, int(self.look_s * (done - seen) / max(now - then, 1e-9)))  # batches in about `look_s`
+    self.next_look = done + stride
+    if not self.lines:
+        self.bar.update(done - self.bar.n)
+        if now - self.last_time > 0.5:
+            self.bar.set_postfix_str(self._progress(done, now), refresh=False); self.last_time = now
+        return
+    since = now - self.last_time
+    due = since >= self.every_s or done - self.last_iter >= self.every_fraction * self.n_iter
+    if done < self.n_iter and due and since >= self.min_interval_s: self._line(done, now)
+    # a line due by batch count is looked for at its batch
+    self.next_look = min(self.next_look, self.last_iter + math.ceil(self.every_fraction * self.n_iter))
+
+def after_train(self:ProgressBar):
+    if hasattr(self, 'bar'): self.bar.close(); del self.bar
+    elif self.active and self.lines and self.recorder.count:
         now = time.perf_counter()
-        (seen, then), self.looked = self.looked, (done, now)
-        stride = max(1, int(self.look_s * (done - seen) / max(now - then, 1e-9)))  # batches in about `look_s`
-        self.next_look = done + stride
-        if not self.lines:
-            self.bar.update(done - self.bar.n)
-            if now - self.last_time > 0.5:
-                self.bar.set_postfix_str(self._progress(done, now), refresh=False); self.last_time = now
-            return
-        since = now - self.last_time
-        due = since >= self.every_s or done - self.last_iter >= self.every_fraction * self.n_iter
-        if done < self.n_iter and due and since >= self.min_interval_s: self._line(done, now)
-        # a line due by batch count is looked for at its batch
-        self.next_look = min(self.next_look, self.last_iter + math.ceil(self.every_fraction * self.n_iter))
+        self._line(self.iter + 1, now, f' in {now - self.recorder.train_start:.1f} s')
 
-    def after_train(self):
-        if hasattr(self, 'bar'): self.bar.close(); del self.bar
-        elif self.active and self.lines and self.recorder.count:
-            now = time.perf_counter()
-            self._line(self.iter + 1, now, f' in {now - self.recorder.train_start:.1f} s')
+def cleanup_fit(self:ProgressBar):
+    if hasattr(self, 'bar'): self.bar.close(); del self.bar
 
-    def cleanup_fit(self):
-        if hasattr(self, 'bar'): self.bar.close(); del self.bar
-
-    def after_epoch(self):
-        if not self.active: return
-        r = self.recorder.row
-        parts = [f"epoch {r['epoch'] + 1}/{self.n_epoch}", f"train loss {r['train_loss']:.4f}"]
-        parts += [f"{k} {r[k]:.4f}" for k in ('val_loss', 'val_acc', 'val_f1', 'val_auc', 'test_acc') if k in r]
-        parts += [f"{r['samples_per_s']:.0f} img/s", f"{r['epoch_time_s']:.1f} s"]
-        print(' | '.join(parts))
+def after_epoch(self:ProgressBar):
+    if not self.active: return
+    r = self.recorder.row
+    parts = [f"epoch {r['epoch'] + 1}/{self.n_epoch}", f"train loss {r['train_loss']:.4f}"]
+    parts += [f"{k} {r[k]:.4f}" for k in ('val_loss', 'val_acc', 'val_f1', 'val_auc', 'test_acc') if k in r]
+    parts += [f"{r['samples_per_s']:.0f} img/s", f"{r['epoch_time_s']:.1f} s"]
+    print(' | '.join(parts))
+for f in (after_batch, after_train, cleanup_fit, after_epoch): setattr(ProgressBar, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #8955b753
 class DataParallel(Callback):
@@ -1072,7 +1103,7 @@ def make_learner(model:nn.Module, # the network to train
                  feat_weight:float|None=None, # a feature method's weight (default: the method's, from its paper)
                  lr:float=1e-4, # peak learning rate (AdamW)
                  weight_decay:float=0.05, # AdamW weight decay
-                 opt_func=None, # `opt_func(model, lr, wd)` -> optimizer; default `adamw`: fused on a GPU, and with compile='step' everywhere
+                 opt_func=None, # `opt_func(model, lr, weight_decay)` -> optimizer; default `adamw`: fused on a GPU, and with compile='step' everywhere
                  warmup_epochs:float=0., # linear warm-up before cosine annealing
                  amp:str|bool='auto', # mixed precision: one of `kd_nb.core.AMP_CHOICES`, as `kd_nb.core.amp_dtype` reads it
                  grad_accum:int=1, # batches per optimizer step
@@ -1112,5 +1143,5 @@ def make_learner(model:nn.Module, # the network to train
     # a compiled step takes the fused AdamW on every device: dynamo's trace of the for-loop one, with a tensor learning
     # rate, gave NaN weights after a zero-rate warm-up step on the CPU (torch 2.14)
     opt_func = opt_func or (partial(adamw, fused=True) if compile == 'step' else None)
-    return Learner(model, dls, loss, task=task, lr=lr, wd=weight_decay, opt_func=opt_func, cbs=callbacks + list(cbs), device=device,
+    return Learner(model, dls, loss, task=task, lr=lr, weight_decay=weight_decay, opt_func=opt_func, cbs=callbacks + list(cbs), device=device,
                    path=path, config=config)

@@ -77,6 +77,7 @@ def _pad_mirror(x:torch.Tensor, # uint8 (M, H, W, C)
     if pad: x = F.pad(x, (0, 0, pad, pad, pad, pad))
     return torch.cat([x, x.flip(2)]) if mirror else x
 
+# %% ../nbs/01c_loader.ipynb #d686f606
 class ImageStore:
     "A uint8 `(N, H, W, C)` image set, padded and mirrored once for cropping, kept in RAM, memory-mapped on disk, or on the GPU."
     def __init__(self, images, # uint8 (N, H, W, C) array, memmap or tensor
@@ -115,29 +116,31 @@ class ImageStore:
 
     def _prepared(self, x:torch.Tensor)->torch.Tensor: return _pad_mirror(x, self.pad, self.mirror)
 
-    def source(self, idx:np.ndarray, # int64 sample indices
-              )->tuple: # (uint8 (M, H + 2 pad, W + 2 pad, C) tensor holding the images, their rows in it)
-        "Where the images of `idx` are gathered from: the whole prepared set, or, on disk, the batch's rows read in file order (their mirrors `len(idx)` rows on)."
-        if self.tensor is not None: return self.tensor, idx
-        order = np.argsort(idx, kind='stable')
-        rows = np.empty((len(idx), *self.image_shape[1:]), np.uint8)
-        rows[order] = self.array[idx[order]]
-        return self._prepared(torch.from_numpy(rows)), np.arange(len(idx))
-
-    def fetch(self, idx, # sample indices
-             )->torch.Tensor: # uint8 (B, H, W, C) on the device
-        "The raw images of samples `idx`, without the margin, on the device."
-        source, rows = self.source(np.ascontiguousarray(idx, dtype=np.int64))
-        (h, w), p = self.image_shape[1:3], self.pad
-        rows = torch.from_numpy(rows) if source.device.type == 'cpu' else to_device(torch.from_numpy(rows), self.device)
-        x = source[rows][:, p:p + h, p:p + w].contiguous()
-        # only a batch in host memory moves (pinned, without blocking); one gathered on the GPU is already there
-        return to_device(x, self.device) if x.device.type == 'cpu' else x
-
     def __repr__(self):
         where = 'memory-mapped on disk' if self.tensor is None else f'on {self.tensor.device}'
         margin = (f', margin {self.pad}' if self.pad else '') + (', mirrored' if self.mirror else '')
         return f"ImageStore({self.image_shape[0]:,} images of {tuple(self.image_shape[1:])}{margin}, {where}, batches to {self.device})"
+
+# %% ../nbs/01c_loader.ipynb #911a23b5
+def source(self:ImageStore, idx:np.ndarray, # int64 sample indices
+          )->tuple: # (uint8 (M, H + 2 pad, W + 2 pad, C) tensor holding the images, their rows in it)
+    "Where the images of `idx` are gathered from: the whole prepared set, or, on disk, the batch's rows read in file order (their mirrors `len(idx)` rows on)."
+    if self.tensor is not None: return self.tensor, idx
+    order = np.argsort(idx, kind='stable')
+    rows = np.empty((len(idx), *self.image_shape[1:]), np.uint8)
+    rows[order] = self.array[idx[order]]
+    return self._prepared(torch.from_numpy(rows)), np.arange(len(idx))
+
+def fetch(self:ImageStore, idx, # sample indices
+         )->torch.Tensor: # uint8 (B, H, W, C) on the device
+    "The raw images of samples `idx`, without the margin, on the device."
+    source, rows = self.source(np.ascontiguousarray(idx, dtype=np.int64))
+    (h, w), p = self.image_shape[1:3], self.pad
+    rows = torch.from_numpy(rows) if source.device.type == 'cpu' else to_device(torch.from_numpy(rows), self.device)
+    x = source[rows][:, p:p + h, p:p + w].contiguous()
+    # only a batch in host memory moves (pinned, without blocking); one gathered on the GPU is already there
+    return to_device(x, self.device) if x.device.type == 'cpu' else x
+for f in (source, fetch): setattr(ImageStore, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #eb271ebf
 def _storage_refs(t:torch.Tensor)->int|None:
@@ -194,104 +197,112 @@ class DeviceTransform:
     @property
     def crops(self)->bool: return bool(self.pad or self.flip) # whether batches are cropped or flipped
 
-    def view_of(self, idx, # sample indices
-                epoch:int, # the epoch
-               )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
-        "Which view each sample gets in `epoch`."
-        idx = np.asarray(idx, dtype=np.int64)
-        if self.views is None: return torch.full(idx.shape, int(epoch), dtype=torch.int64)
-        return torch.from_numpy((counter_hash(_VIEW, self.seed, epoch, idx) % np.uint64(self.views)).astype(np.int64))
-
-    def augment_params(self, idx, # sample indices, (B,)
-                       view, # view per sample (or one for all)
-                      )->tuple: # (offsets (B, 2) int64 [dy, dx] into the padded image, flips (B,) bool)
-        "Crop offsets and flips of view `view` of samples `idx`: a function of (seed, index, view) only."
-        idx = np.asarray(idx, dtype=np.int64)
-        view = np.broadcast_to(np.asarray(view, dtype=np.int64), idx.shape)
-        h = counter_hash(_AUGMENT, self.seed, idx, view)
-        span = np.uint64(2 * self.pad + 1)
-        offsets = np.stack([h % span, (h >> np.uint64(21)) % span], 1).astype(np.int64)
-        flips = ((h >> np.uint64(42)) & np.uint64(1)).astype(bool) & self.flip
-        return torch.from_numpy(offsets), torch.from_numpy(flips)
-
-    def crop_index(self, rows:np.ndarray, # (B,) each image's row in the source; its mirror is `n_images` rows on
-                   offsets:np.ndarray, # (B, 2) [dy, dx] crop offsets into the padded image
-                   flips:np.ndarray, # (B,) bool: mirror the crop
-                   source_shape:tuple, # the source's (M, H + 2 pad, W + 2 pad, C)
-                   n_images:int, # images before the mirrored ones in the source
-                  )->np.ndarray: # (B, H) int64: the flat pixel offset where each output row starts
-        "On the host: where each row of the cropped, flipped batch starts in the flattened source."
-        _, hp, wp, _ = source_shape
-        h, w = hp - 2 * self.pad, wp - 2 * self.pad
-        # a flipped crop is the mirror image's crop at the mirrored offset, read left to right
-        image = np.where(flips, rows + n_images, rows)
-        dx = np.where(flips, 2 * self.pad - offsets[:, 1], offsets[:, 1])
-        return ((image * hp + offsets[:, 0])[:, None] + np.arange(h)) * wp + dx[:, None]
-
-    def crop(self, source:torch.Tensor, # uint8 (M, H + 2 pad, W + 2 pad, C), where the batch's images are
-             row_starts:torch.Tensor, # (B, H) from `crop_index`, on the source's device
-            )->torch.Tensor: # uint8 (B, H, W, C)
-        "The cropped, flipped images in one `index_select`: each output row is a run of W pixels of the source."
-        (b, h), (_, hp, wp, c) = row_starts.shape, source.shape
-        w = wp - 2 * self.pad
-        if self._windows is None or self._windows[0] is not source:
-            # every pixel starts a window of W pixels (overlapping views of the same memory); a row is one window
-            self._windows = (source, source.view(-1).as_strided((source.numel() // c - w + 1, w * c), (c, 1)))
-        return self._windows[1].index_select(0, row_starts.view(-1)).view(b, h, w, c)
-
-    def augment(self, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
-                idx, # the samples' indices, (B,)
-                view=0, # the view per sample (or one for all); ignored by eval loaders
-               )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
-        "The whole transform of a batch of raw images: crop+flip (train), channel expansion, resize, normalisation."
-        if self.crops:
-            offsets, flips = (t.numpy() for t in self.augment_params(idx, view))
-            source = _pad_mirror(x, self.pad, self.flip)
-            starts = self.crop_index(np.arange(len(x)), offsets, flips, tuple(source.shape), len(x))
-            x = self.crop(source, torch.from_numpy(starts).to(x.device))
-        return self.finish(x)
-
-    def finish(self, x:torch.Tensor, # uint8 (B, H, W, C) on the device, cropped
-              )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
-        "Channel expansion, resize and normalisation."
-        b, h, w, c = x.shape
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        if c == self.out_channels and (h, w) == self.img_size and self.channels_last and x.is_contiguous():
-            # the common case, a batch at its native size: one op from the uint8 rows to the float32 output's rows
-            return self._normalise_rows(x, self._output((b, c, h, w), x.device, layout))
-        x = x.permute(0, 3, 1, 2) # (B, C, H, W), channels-last in memory
-        if c != self.out_channels: x = x.expand(-1, self.out_channels, -1, -1)
-        if (h, w) != self.img_size:
-            # PyTorch resizes uint8 (PIL's way, vectorised) on the CPU only; elsewhere resize in float32
-            x = x.contiguous(memory_format=torch.channels_last)
-            if x.device.type != 'cpu': x = x.float()
-            x = F.interpolate(x, size=self.img_size, mode='bilinear', antialias=True, align_corners=False)
-        out = x if x.dtype == torch.float32 and x.is_contiguous(memory_format=layout) else self._output((b, self.out_channels, *self.img_size), x.device, layout)
-        if out.is_contiguous(): # NCHW: constant along each row
-            return torch.mul(x, self._scale, out=out).add_(self._shift)
-        if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] == self.out_channels:
-            return self._normalise_rows(x.permute(0, 2, 3, 1), out)
-        return torch.addcmul(self._shift, x, self._scale, out=out) # a grayscale batch broadcast to 3 channels
-
-    def _output(self, shape:tuple, device, layout)->torch.Tensor:
-        "Memory for a batch: recycled on the CPU, fresh on a GPU (whose caching allocator recycles it)."
-        if self._pool is not None and device.type == 'cpu': return self._pool.take(shape, layout)
-        return torch.empty(shape, device=device, memory_format=layout)
-
-    def _normalise_rows(self, x:torch.Tensor, # uint8 or float32 (B, H, W, C), contiguous
-                        out:torch.Tensor, # float32 (B, C, H, W), channels-last (it may be `x` itself)
-                       )->torch.Tensor: # `out`, = x*scale + shift
-        "Normalise in one op: channels-last memory is (B, H, W, C), rows of W*C values where the constants repeat every C."
-        b, h, w, c = x.shape
-        if self._rows is None or self._rows[0].numel() != w * c:
-            self._rows = (self._scale.flatten().repeat(w), self._shift.flatten().repeat(w))
-        torch.addcmul(self._rows[1], x.reshape(b * h, w * c), self._rows[0], out=out.permute(0, 2, 3, 1).view(b * h, w * c))
-        return out
-
     def __repr__(self):
         crop = f'crop pad {self.pad}' if self.pad else 'no crop'
         return (f"DeviceTransform(-> {(self.out_channels, *self.img_size)}, {crop}, {'flip' if self.flip else 'no flip'}, "
                 f"views={self.views}, seed={self.seed}, {'channels-last' if self.channels_last else 'NCHW'}, device={self.device})")
+
+# %% ../nbs/01c_loader.ipynb #0a1af3a8
+def view_of(self:DeviceTransform, idx, # sample indices
+            epoch:int, # the epoch
+           )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
+    "Which view each sample gets in `epoch`."
+    idx = np.asarray(idx, dtype=np.int64)
+    if self.views is None: return torch.full(idx.shape, int(epoch), dtype=torch.int64)
+    return torch.from_numpy((counter_hash(_VIEW, self.seed, epoch, idx) % np.uint64(self.views)).astype(np.int64))
+
+def augment_params(self:DeviceTransform, idx, # sample indices, (B,)
+                   view, # view per sample (or one for all)
+                  )->tuple: # (offsets (B, 2) int64 [dy, dx] into the padded image, flips (B,) bool)
+    "Crop offsets and flips of view `view` of samples `idx`: a function of (seed, index, view) only."
+    idx = np.asarray(idx, dtype=np.int64)
+    view = np.broadcast_to(np.asarray(view, dtype=np.int64), idx.shape)
+    h = counter_hash(_AUGMENT, self.seed, idx, view)
+    span = np.uint64(2 * self.pad + 1)
+    offsets = np.stack([h % span, (h >> np.uint64(21)) % span], 1).astype(np.int64)
+    flips = ((h >> np.uint64(42)) & np.uint64(1)).astype(bool) & self.flip
+    return torch.from_numpy(offsets), torch.from_numpy(flips)
+for f in (view_of, augment_params): setattr(DeviceTransform, f.__name__, f)
+
+# %% ../nbs/01c_loader.ipynb #cd3720c9
+def crop_index(self:DeviceTransform, rows:np.ndarray, # (B,) each image's row in the source; its mirror is `n_images` rows on
+               offsets:np.ndarray, # (B, 2) [dy, dx] crop offsets into the padded image
+               flips:np.ndarray, # (B,) bool: mirror the crop
+               source_shape:tuple, # the source's (M, H + 2 pad, W + 2 pad, C)
+               n_images:int, # images before the mirrored ones in the source
+              )->np.ndarray: # (B, H) int64: the flat pixel offset where each output row starts
+    "On the host: where each row of the cropped, flipped batch starts in the flattened source."
+    _, hp, wp, _ = source_shape
+    h, w = hp - 2 * self.pad, wp - 2 * self.pad
+    # a flipped crop is the mirror image's crop at the mirrored offset, read left to right
+    image = np.where(flips, rows + n_images, rows)
+    dx = np.where(flips, 2 * self.pad - offsets[:, 1], offsets[:, 1])
+    return ((image * hp + offsets[:, 0])[:, None] + np.arange(h)) * wp + dx[:, None]
+
+def crop(self:DeviceTransform, source:torch.Tensor, # uint8 (M, H + 2 pad, W + 2 pad, C), where the batch's images are
+         row_starts:torch.Tensor, # (B, H) from `crop_index`, on the source's device
+        )->torch.Tensor: # uint8 (B, H, W, C)
+    "The cropped, flipped images in one `index_select`: each output row is a run of W pixels of the source."
+    (b, h), (_, hp, wp, c) = row_starts.shape, source.shape
+    w = wp - 2 * self.pad
+    if self._windows is None or self._windows[0] is not source:
+        # every pixel starts a window of W pixels (overlapping views of the same memory); a row is one window
+        self._windows = (source, source.view(-1).as_strided((source.numel() // c - w + 1, w * c), (c, 1)))
+    return self._windows[1].index_select(0, row_starts.view(-1)).view(b, h, w, c)
+for f in (crop_index, crop): setattr(DeviceTransform, f.__name__, f)
+
+# %% ../nbs/01c_loader.ipynb #54d52b62
+def augment(self:DeviceTransform, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
+            idx, # the samples' indices, (B,)
+            view=0, # the view per sample (or one for all); ignored by eval loaders
+           )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
+    "The whole transform of a batch of raw images: crop+flip (train), channel expansion, resize, normalisation."
+    if self.crops:
+        offsets, flips = (t.numpy() for t in self.augment_params(idx, view))
+        source = _pad_mirror(x, self.pad, self.flip)
+        starts = self.crop_index(np.arange(len(x)), offsets, flips, tuple(source.shape), len(x))
+        x = self.crop(source, torch.from_numpy(starts).to(x.device))
+    return self.finish(x)
+
+def finish(self:DeviceTransform, x:torch.Tensor, # uint8 (B, H, W, C) on the device, cropped
+          )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
+    "Channel expansion, resize and normalisation."
+    b, h, w, c = x.shape
+    layout = torch.channels_last if self.channels_last else torch.contiguous_format
+    if c == self.out_channels and (h, w) == self.img_size and self.channels_last and x.is_contiguous():
+        # the common case, a batch at its native size: one op from the uint8 rows to the float32 output's rows
+        return self._normalise_rows(x, self._output((b, c, h, w), x.device, layout))
+    x = x.permute(0, 3, 1, 2) # (B, C, H, W), channels-last in memory
+    if c != self.out_channels: x = x.expand(-1, self.out_channels, -1, -1)
+    if (h, w) != self.img_size:
+        # PyTorch resizes uint8 (PIL's way, vectorised) on the CPU only; elsewhere resize in float32
+        x = x.contiguous(memory_format=torch.channels_last)
+        if x.device.type != 'cpu': x = x.float()
+        x = F.interpolate(x, size=self.img_size, mode='bilinear', antialias=True, align_corners=False)
+    out = x if x.dtype == torch.float32 and x.is_contiguous(memory_format=layout) else self._output((b, self.out_channels, *self.img_size), x.device, layout)
+    if out.is_contiguous(): # NCHW: constant along each row
+        return torch.mul(x, self._scale, out=out).add_(self._shift)
+    if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] == self.out_channels:
+        return self._normalise_rows(x.permute(0, 2, 3, 1), out)
+    return torch.addcmul(self._shift, x, self._scale, out=out) # a grayscale batch broadcast to 3 channels
+for f in (augment, finish): setattr(DeviceTransform, f.__name__, f)
+
+# %% ../nbs/01c_loader.ipynb #f4c7716d
+def _output(self:DeviceTransform, shape:tuple, device, layout)->torch.Tensor:
+    "Memory for a batch: recycled on the CPU, fresh on a GPU (whose caching allocator recycles it)."
+    if self._pool is not None and device.type == 'cpu': return self._pool.take(shape, layout)
+    return torch.empty(shape, device=device, memory_format=layout)
+
+def _normalise_rows(self:DeviceTransform, x:torch.Tensor, # uint8 or float32 (B, H, W, C), contiguous
+                    out:torch.Tensor, # float32 (B, C, H, W), channels-last (it may be `x` itself)
+                   )->torch.Tensor: # `out`, = x*scale + shift
+    "Normalise in one op: channels-last memory is (B, H, W, C), rows of W*C values where the constants repeat every C."
+    b, h, w, c = x.shape
+    if self._rows is None or self._rows[0].numel() != w * c:
+        self._rows = (self._scale.flatten().repeat(w), self._shift.flatten().repeat(w))
+    torch.addcmul(self._rows[1], x.reshape(b * h, w * c), self._rows[0], out=out.permute(0, 2, 3, 1).view(b * h, w * c))
+    return out
+for f in (_output, _normalise_rows): setattr(DeviceTransform, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #b7ecffb1
 class DeviceLoader:
@@ -335,23 +346,6 @@ class DeviceLoader:
         self._labels = torch.as_tensor(labels).float().to(self.device) if labels.ndim > 1 else None
         self._view_table = None # (epoch, every sample's view in that epoch)
 
-    # -- the settings, from the part that owns them -----------------------------------------------------------
-    batch_size = property(lambda self: self.order.batch_size)
-    seed = property(lambda self: self.order.seed)
-    shuffle = property(lambda self: self.order.shuffle)
-    drop_last = property(lambda self: self.order.drop_last)
-    rank = property(lambda self: self.order.rank)
-    world_size = property(lambda self: self.order.world_size)
-    img_size = property(lambda self: self.transform.img_size)
-    pad = property(lambda self: self.transform.pad)
-    flip = property(lambda self: self.transform.flip)
-    views = property(lambda self: self.transform.views)
-    out_channels = property(lambda self: self.transform.out_channels)
-    channels_last = property(lambda self: self.transform.channels_last)
-    mean = property(lambda self: self.transform.mean)
-    std = property(lambda self: self.transform.std)
-    image_shape = property(lambda self: self.store.image_shape)
-
     @property
     def dataset_size(self)->int: return self.image_shape[0]
 
@@ -360,92 +354,114 @@ class DeviceLoader:
 
     def __len__(self)->int: return len(self.order) # batches per epoch for this rank
 
-    def set_epoch(self, epoch:int): # the epoch the next iteration yields
-        "Choose the epoch: the shuffling order and the views depend on (seed, epoch) only."
-        self.epoch = int(epoch)
-
-    # -- the transform's and the store's ----------------------------------------------------------------------
-    def view_of(self, idx, # sample indices
-                epoch:int, # the epoch
-               )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
-        "Which view each sample gets in `epoch`: every sample's, hashed once per epoch, then looked up."
-        if self._view_table is None or self._view_table[0] != epoch:
-            self._view_table = (epoch, self.transform.view_of(np.arange(self.dataset_size), epoch).numpy())
-        return torch.from_numpy(self._view_table[1][np.asarray(idx, dtype=np.int64)])
-
-    def augment_params(self, idx, # sample indices, (B,)
-                       view, # view per sample (or one for all)
-                      )->tuple: # (offsets (B, 2) int64 [dy, dx] into the padded image, flips (B,) bool)
-        "Crop offsets and flips of view `view` of samples `idx` (`DeviceTransform.augment_params`)."
-        return self.transform.augment_params(idx, view)
-
-    def augment(self, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
-                idx, # the samples' indices, (B,)
-                view=0, # the view per sample (or one for all); ignored by eval loaders
-               )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
-        "The whole on-device transform of raw images (`DeviceTransform.augment`)."
-        return self.transform.augment(x, idx, view)
-
-    def fetch(self, idx, # sample indices
-             )->torch.Tensor: # uint8 (B, H, W, C) on the device
-        "The raw images of samples `idx`, moved to the device (`ImageStore.fetch`)."
-        return self.store.fetch(idx)
-
-    # -- iterating --------------------------------------------------------------------------------------------
-    def _batches(self, order:np.ndarray, views)->Iterator[tuple]:
-        "The batches of `order` (int64 sample indices), under `views` (one per sample, or one for all)."
-        tf, bs = self.transform, self.batch_size
-        if not tf.crops:
-            for start in range(0, len(order), bs): yield self._batch(order[start:start + bs])
-            return
-        offsets, flips = (t.numpy() for t in tf.augment_params(order, views))
-        if self.store.tensor is None: # on disk: each batch is its own source
-            for start in range(0, len(order), bs):
-                part = slice(start, start + bs)
-                source, rows = self.store.source(order[part])
-                yield self._batch(order[part], tf.crop_index(rows, offsets[part], flips[part], tuple(source.shape), len(rows)), source)
-            return
-        # the crops' row offsets, vectorised over many batches at a time (a few MB), then sliced per batch
-        shape, chunk = tuple(self.store.tensor.shape), bs * max(1, 2**20 // (bs * self.image_shape[1]))
-        for first in range(0, len(order), chunk):
-            part = slice(first, first + chunk)
-            starts = tf.crop_index(order[part], offsets[part], flips[part], shape, len(self.store))
-            for start in range(0, len(starts), bs): yield self._batch(order[first + start:first + start + bs], starts[start:start + bs])
-
-    def _batch(self, idx:np.ndarray, # the batch's sample indices
-               row_starts:np.ndarray|None=None, # its crops' rows (`DeviceTransform.crop_index`), or None: whole images
-               source:torch.Tensor|None=None, # where the images are; default: the store's
-              )->tuple:
-        if source is None: source, rows = self.store.source(idx)
-        if row_starts is not None: rows = row_starts
-        labels = self._class_labels[idx] if self._class_labels is not None else idx
-        # the host's part of the batch in one array, moved in one copy: the rows to gather, then the labels
-        # (or, for multi-label targets, the indices to look them up by); views of it take them apart on the device
-        packed = torch.from_numpy(np.concatenate([rows.ravel(), labels]))
-        if source.device.type != 'cpu': packed = to_device(packed, source.device)
-        rows, y = packed[:rows.size].view(rows.shape), packed[rows.size:]
-        x = source.index_select(0, rows) if row_starts is None else self.transform.crop(source, rows)
-        if x.device.type == 'cpu' and self.device.type != 'cpu': # a set in host memory: the gathered batch moves
-            x, y = to_device(x, self.device), to_device(y, self.device)
-        if self._class_labels is None: y = self._labels.index_select(0, y)
-        return self.transform.finish(x), y, torch.from_numpy(idx)
-
     def __iter__(self)->Iterator[tuple]: # (x float32 (B, C, H, W) on device, y on device, idx int64 (B,) on CPU)
         order = self.order.epoch_samples(self.epoch)
         return self._batches(order, self.view_of(order, self.epoch).numpy() if self.train else 0)
-
-    def iter_view(self, view:int, # the view every sample gets
-                  batch_size:int|None=None, # default: the loader's
-                 )->Iterator[tuple]: # (x, y, idx) over all of this rank's samples, in index order
-        "Every sample under one fixed view, in order: what a teacher-output cache is computed from."
-        if batch_size is None or batch_size == self.batch_size: return self._batches(self.order.in_index_order(), view)
-        loader = copy.copy(self); loader.order = copy.copy(self.order); loader.order.batch_size = int(batch_size)
-        return loader.iter_view(view)
 
     def __repr__(self):
         return (f"DeviceLoader({'train' if self.train else 'eval'}, {self.dataset_size:,} samples, batch {self.batch_size}, "
                 f"{len(self)} batches, {tuple(self.image_shape[1:])} -> {(self.out_channels, *self.img_size)}, "
                 f"device={self.device}, views={self.views})")
+
+# %% ../nbs/01c_loader.ipynb #98441eea
+DeviceLoader.batch_size = property(lambda self: self.order.batch_size)
+DeviceLoader.seed = property(lambda self: self.order.seed)
+DeviceLoader.shuffle = property(lambda self: self.order.shuffle)
+DeviceLoader.drop_last = property(lambda self: self.order.drop_last)
+DeviceLoader.rank = property(lambda self: self.order.rank)
+DeviceLoader.world_size = property(lambda self: self.order.world_size)
+DeviceLoader.img_size = property(lambda self: self.transform.img_size)
+DeviceLoader.pad = property(lambda self: self.transform.pad)
+DeviceLoader.flip = property(lambda self: self.transform.flip)
+DeviceLoader.views = property(lambda self: self.transform.views)
+DeviceLoader.out_channels = property(lambda self: self.transform.out_channels)
+DeviceLoader.channels_last = property(lambda self: self.transform.channels_last)
+DeviceLoader.mean = property(lambda self: self.transform.mean)
+DeviceLoader.std = property(lambda self: self.transform.std)
+DeviceLoader.image_shape = property(lambda self: self.store.image_shape)
+
+def set_epoch(self:DeviceLoader, epoch:int): # the epoch the next iteration yields
+    "Choose the epoch: the shuffling order and the views depend on (seed, epoch) only."
+    self.epoch = int(epoch)
+DeviceLoader.set_epoch = set_epoch
+
+# %% ../nbs/01c_loader.ipynb #042b8a0c
+def view_of(self:DeviceLoader, idx, # sample indices
+            epoch:int, # the epoch
+           )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
+    "Which view each sample gets in `epoch`: every sample's, hashed once per epoch, then looked up."
+    if self._view_table is None or self._view_table[0] != epoch:
+        self._view_table = (epoch, self.transform.view_of(np.arange(self.dataset_size), epoch).numpy())
+    return torch.from_numpy(self._view_table[1][np.asarray(idx, dtype=np.int64)])
+
+def augment_params(self:DeviceLoader, idx, # sample indices, (B,)
+                   view, # view per sample (or one for all)
+                  )->tuple: # (offsets (B, 2) int64 [dy, dx] into the padded image, flips (B,) bool)
+    "Crop offsets and flips of view `view` of samples `idx` (`DeviceTransform.augment_params`)."
+    return self.transform.augment_params(idx, view)
+
+def augment(self:DeviceLoader, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
+            idx, # the samples' indices, (B,)
+            view=0, # the view per sample (or one for all); ignored by eval loaders
+           )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
+    "The whole on-device transform of raw images (`DeviceTransform.augment`)."
+    return self.transform.augment(x, idx, view)
+
+def fetch(self:DeviceLoader, idx, # sample indices
+         )->torch.Tensor: # uint8 (B, H, W, C) on the device
+    "The raw images of samples `idx`, moved to the device (`ImageStore.fetch`)."
+    return self.store.fetch(idx)
+for f in (view_of, augment_params, augment, fetch): setattr(DeviceLoader, f.__name__, f)
+
+# %% ../nbs/01c_loader.ipynb #f5328071
+def _batches(self:DeviceLoader, order:np.ndarray, views)->Iterator[tuple]:
+    "The batches of `order` (int64 sample indices), under `views` (one per sample, or one for all)."
+    tf, bs = self.transform, self.batch_size
+    if not tf.crops:
+        for start in range(0, len(order), bs): yield self._batch(order[start:start + bs])
+        return
+    offsets, flips = (t.numpy() for t in tf.augment_params(order, views))
+    if self.store.tensor is None: # on disk: each batch is its own source
+        for start in range(0, len(order), bs):
+            part = slice(start, start + bs)
+            source, rows = self.store.source(order[part])
+            yield self._batch(order[part], tf.crop_index(rows, offsets[part], flips[part], tuple(source.shape), len(rows)), source)
+        return
+    # the crops' row offsets, vectorised over many batches at a time (a few MB), then sliced per batch
+    shape, chunk = tuple(self.store.tensor.shape), bs * max(1, 2**20 // (bs * self.image_shape[1]))
+    for first in range(0, len(order), chunk):
+        part = slice(first, first + chunk)
+        starts = tf.crop_index(order[part], offsets[part], flips[part], shape, len(self.store))
+        for start in range(0, len(starts), bs): yield self._batch(order[first + start:first + start + bs], starts[start:start + bs])
+
+def _batch(self:DeviceLoader, idx:np.ndarray, # the batch's sample indices
+           row_starts:np.ndarray|None=None, # its crops' rows (`DeviceTransform.crop_index`), or None: whole images
+           source:torch.Tensor|None=None, # where the images are; default: the store's
+          )->tuple:
+    if source is None: source, rows = self.store.source(idx)
+    if row_starts is not None: rows = row_starts
+    labels = self._class_labels[idx] if self._class_labels is not None else idx
+    # the host's part of the batch in one array, moved in one copy: the rows to gather, then the labels
+    # (or, for multi-label targets, the indices to look them up by); views of it take them apart on the device
+    packed = torch.from_numpy(np.concatenate([rows.ravel(), labels]))
+    if source.device.type != 'cpu': packed = to_device(packed, source.device)
+    rows, y = packed[:rows.size].view(rows.shape), packed[rows.size:]
+    x = source.index_select(0, rows) if row_starts is None else self.transform.crop(source, rows)
+    if x.device.type == 'cpu' and self.device.type != 'cpu': # a set in host memory: the gathered batch moves
+        x, y = to_device(x, self.device), to_device(y, self.device)
+    if self._class_labels is None: y = self._labels.index_select(0, y)
+    return self.transform.finish(x), y, torch.from_numpy(idx)
+for f in (_batches, _batch): setattr(DeviceLoader, f.__name__, f)
+
+# %% ../nbs/01c_loader.ipynb #b2e6ed73
+def iter_view(self:DeviceLoader, view:int, # the view every sample gets
+              batch_size:int|None=None, # default: the loader's
+             )->Iterator[tuple]: # (x, y, idx) over all of this rank's samples, in index order
+    "Every sample under one fixed view, in order: what a teacher-output cache is computed from."
+    if batch_size is None or batch_size == self.batch_size: return self._batches(self.order.in_index_order(), view)
+    loader = copy.copy(self); loader.order = copy.copy(self.order); loader.order.batch_size = int(batch_size)
+    return loader.iter_view(view)
+DeviceLoader.iter_view = iter_view
 
 # %% ../nbs/01c_loader.ipynb #44eb29d9
 @dataclass

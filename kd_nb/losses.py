@@ -32,7 +32,7 @@ class LossParts(NamedTuple):
     @property
     def kd(self)->Tensor: return self.terms['kd'] # the (weighted) distillation term of a logit method
 
-# %% ../nbs/03_losses.ipynb #ea1604ac
+# %% ../nbs/03_losses.ipynb #6ab929b7
 METHODS = {} # name -> method class, filled by `register_method`
 
 def register_method(cls:type # a `Method` subclass with its `name` and `defaults`
@@ -42,6 +42,7 @@ def register_method(cls:type # a `Method` subclass with its `name` and `defaults
     METHODS[cls.name] = cls
     return cls
 
+# %% ../nbs/03_losses.ipynb #ea1604ac
 class Method(nn.Module):
     "A distillation method: what it needs from the teacher, its settings, and its loss as named terms."
     name:str = '' # the registry's key, e.g. 'kd'
@@ -50,7 +51,6 @@ class Method(nn.Module):
     reads:str = 'logits' # from the student: 'logits', 'taps' (features and embedding) or 'heads' (a distilled ViT's two)
     tasks:tuple = ('multi-class', 'binary-class', 'ordinal-regression', 'multi-label')
     uses_epoch:bool = False # whether its loss depends on training progress (a warm-up); a compiled step then passes it as a tensor
-
     def __init__(self,
                  task:str='multi-class', # the dataset's task: multi-label switches the hard-label term to BCE
                  **settings, # any of `defaults`; None keeps the default
@@ -63,14 +63,12 @@ class Method(nn.Module):
             raise ValueError(f"{self.name} is defined for {', '.join(self.tasks)} data, not {task}; use kd_method='kd' for {task} data.")
         self.task = task
         for k, v in (self.defaults | {k: v for k, v in settings.items() if v is not None}).items(): setattr(self, k, v)
-
     def setup(self,
               student:nn.Module, # the model being trained (its `feature_info` gives the taps' channels)
               teacher:nn.Module|None, # the frozen teacher, or None
               n_samples:int|None=None, # the training images (a memory bank's rows)
              ):
         "Build the method's own parameters for this pair of models; called once, before the optimizer is made."
-
     def hard_loss(self, logits:Tensor, # (B, C)
                   targets:Tensor, # (B,) class indices, or (B, L) 0/1 for multi-label
                  )->Tensor: # scalar
@@ -78,7 +76,6 @@ class Method(nn.Module):
         if logits.dtype != torch.float32: logits = logits.float()  # autocast's 16-bit logits; a float32 batch pays no call
         if self.task == 'multi-label': return F.binary_cross_entropy_with_logits(logits, targets.float())
         return F.cross_entropy(logits, targets)
-
     def __call__(self,
                  student:Outputs|Tensor, # the student's outputs (or its logits)
                  targets:Tensor, # the batch's labels
@@ -90,13 +87,11 @@ class Method(nn.Module):
         if isinstance(student, Tensor): student = Outputs(student)
         if isinstance(teacher, Tensor): teacher = Outputs(teacher)
         return super().__call__(student, targets, teacher, epoch=epoch, idx=idx)
-
     def no_teacher(self, student:Outputs, targets:Tensor, *names:str # the method's other terms, logged as 0
                   )->LossParts:
         "The hard-label term alone, with the method's other terms at zero (validation, no teacher)."
         ce = self.hard_loss(student.logits, targets)
         return LossParts(ce, {'ce': ce} | {n: self.zero(ce) for n in names})
-
     def zero(self, like:Tensor, # a term that applies, whose device and dtype the zero takes
             )->Tensor: # a scalar 0, made once per device and dtype
         "A term that does not apply: a constant, so that a batch pays no device op for it."
@@ -104,7 +99,6 @@ class Method(nn.Module):
         key = (like.device, like.dtype)
         if key not in zeros: zeros[key] = torch.zeros((), device=like.device, dtype=like.dtype)
         return zeros[key]
-
     def extra_repr(self)->str: return ', '.join(f'{k}={getattr(self, k)!r}' for k in self.defaults)
 
 # %% ../nbs/03_losses.ipynb #a67e82f2

@@ -60,7 +60,6 @@ class WeightsUnavailableError(RuntimeError):
     "Pretrained weights could not be fetched from the hub (typically: this machine is offline)."
 
 WEIGHT_SUFFIXES = ('.safetensors', '.pth', '.pt', '.bin')
-_STEMS = ('auto', 'imagenet', 'cifar')
 
 def _weights_source(pretrained)->tuple[str, Path|None]:
     "('scratch'|'imagenet'|'file', path) from the `pretrained` argument, or one clear error."
@@ -73,6 +72,19 @@ def _weights_source(pretrained)->tuple[str, Path|None]:
     if not path.is_file(): raise FileNotFoundError(f"No weights file at {path} ({usage}).")
     return 'file', path.resolve()
 
+def _hub_error(name:str, err:Exception)->WeightsUnavailableError:
+    cfg = get_pretrained_cfg(name)
+    tagged = f'{cfg.architecture}.{cfg.tag}' if cfg.tag else cfg.architecture
+    where = (f'https://huggingface.co/{cfg.hf_hub_id}/resolve/main/model.safetensors' if cfg.hf_hub_id else cfg.url)
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
+    return WeightsUnavailableError(
+        f"Could not download the ImageNet weights of {tagged} ({type(err).__name__}: {reason}). This machine is "
+        f"probably offline. On a machine with internet, save them with `safetensors.torch.save_file("
+        f"timm.create_model('{tagged}', pretrained=True).state_dict(), '{tagged}.safetensors')` or download {where}, "
+        f"copy the file here and pass its path: create_model(..., pretrained='/path/to/{tagged}.safetensors'). "
+        f"(Set HF_HUB_OFFLINE=1 to fail at once instead of retrying.)")
+
+# %% ../nbs/02_models.ipynb #27cebab8
 def _first(names): return names[0] if isinstance(names, (list, tuple)) else names
 
 def _load_weights(model:nn.Module, state:dict, in_chans:int):
@@ -103,24 +115,15 @@ def _check_file_fits(model:nn.Module, file_state:dict, path:Path, name:str):
                          f"model lacks (e.g. {', '.join(unexpected[:3]) or '-'}). Pass weights saved from this "
                          "architecture (its timm state dict).")
 
-def _hub_error(name:str, err:Exception)->WeightsUnavailableError:
-    cfg = get_pretrained_cfg(name)
-    tagged = f'{cfg.architecture}.{cfg.tag}' if cfg.tag else cfg.architecture
-    where = (f'https://huggingface.co/{cfg.hf_hub_id}/resolve/main/model.safetensors' if cfg.hf_hub_id else cfg.url)
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else ''
-    return WeightsUnavailableError(
-        f"Could not download the ImageNet weights of {tagged} ({type(err).__name__}: {reason}). This machine is "
-        f"probably offline. On a machine with internet, save them with `safetensors.torch.save_file("
-        f"timm.create_model('{tagged}', pretrained=True).state_dict(), '{tagged}.safetensors')` or download {where}, "
-        f"copy the file here and pass its path: create_model(..., pretrained='/path/to/{tagged}.safetensors'). "
-        f"(Set HF_HUB_OFFLINE=1 to fail at once instead of retrying.)")
-
 def _misfit_error(path:Path, name:str, settings:dict, err:Exception)->ValueError:
     details = '; '.join(l.strip() for l in str(err).splitlines()[1:3]) or str(err)
     return ValueError(
         f"The weights in {path} do not fit {name} as built here ({', '.join(f'{k}={v!r}' for k, v in settings.items())}): "
         f"{details} Build it with the settings the weights were trained with (load_exported reads them from the "
         f"export's config.json).")
+
+# %% ../nbs/02_models.ipynb #a097a405
+_STEMS = ('auto', 'imagenet', 'cifar')
 
 def _use_cifar_stem(model:nn.Module, name:str):
     "Replace a ResNet's 7x7/2 conv + max-pool stem with one 3x3/1 conv (freshly initialised), in place."
@@ -240,6 +243,7 @@ def export_model(model:nn.Module, # a model from `create_model`
     write_json(config, folder/'config.json')
     return folder
 
+# %% ../nbs/02_models.ipynb #3957b74e
 def load_exported(folder:Path|str, # a folder written by `export_model`
                   **overrides, # `create_model` arguments to change, e.g. grad_checkpointing=True or num_classes
                  )->nn.Module: # the rebuilt model, with the parsed config.json as `export_config`
@@ -467,6 +471,7 @@ def count_flops(model:nn.Module, # any model
         with FlopCounterMode(display=False) as counter: model(x)
     return counter.get_total_flops()
 
+# %% ../nbs/02_models.ipynb #898fa18a
 def model_stats(model:nn.Module, # any model
                 input_size:tuple[int, int, int]|None=None, # (C, H, W); default: `model_input_config(model)`'s
                 device:str|torch.device|None=None, # where to time it; default: `default_device()`

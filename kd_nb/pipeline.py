@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, os, re, subprocess, sys, time, json
 from pathlib import Path
+from typing import Callable
 import kd_nb
 from . import core
 from .core import FolderLockedError
@@ -82,6 +83,7 @@ def stage_kernel(name:str|None=None, # a kernel name; default: 'kd_nb' if instal
         return name
     return 'kd_nb' if 'kd_nb' in specs else 'python3'
 
+# %% ../nbs/08_pipeline.ipynb #998b13d5
 def run_stage_notebook(cfg:StageConfig, # the run's configuration, resolved (for its folder)
                        params:dict, # the notebook's parameters
                        notebook:Path|str|None=None, # default: `stage_notebook()`
@@ -162,11 +164,48 @@ def runs_table(rows:list, # (run, seed, summary dict, seconds or None, status) p
               for run, seed, s, t, status in rows]
     return '\n'.join(lines)
 
+# %% ../nbs/08_pipeline.ipynb #9865e18a
 def _run_in_process(cfg, params:dict, log_output:bool):
     "Train one stage with `run_stage` here, its failure said as the other runners say theirs."
     try: run_stage(quiet=not log_output, **params)
     except Exception as e: raise PipelineError(f"Stage {cfg.stage} failed: {type(e).__name__}: {e}") from e
 
+def _stage_runner(notebook:str|None, # the stage notebook, for papermill
+                  kernel:str|None, # its Jupyter kernel
+                  log_output:bool, # stream the stage's output
+                  nproc:int|None, # processes under torchrun; None: papermill
+                  in_process:bool, # train in this process instead
+                 )->Callable: # called as `train(cfg, params)`
+    "How a pipeline trains each stage: in this process, through papermill, or under torchrun."
+    if in_process: return lambda cfg, params: _run_in_process(cfg, params, log_output)
+    if nproc is None: return lambda cfg, params: run_stage_notebook(cfg, params, notebook, kernel, log_output)
+    return lambda cfg, params: run_stage_torchrun(cfg, params, nproc, log_output)
+
+def _run_one(run:str, # the run's name in the plan, e.g. 'student-fitnets'
+             seed:int, # its seed
+             cfg:StageConfig, # its configuration
+             base:dict, # the stage parameters every run of the pipeline shares
+             train_images:int, # the training split's size, for `stage_plan`
+             train:Callable, # from `_stage_runner`
+             say:Callable, # `print`, or nothing
+            )->tuple: # 'skipped', 'trained' or 'resumed', and the run's row of `runs_table`
+    "One run of a plan: skipped when it has finished, else trained (or resumed) and its results committed."
+    folder, name = run_dir(cfg), f"{run} (seed {seed})"
+    status = run_status(folder)
+    if status == 'finished' and not cfg.overwrite:
+        say(f"== {name}: finished already ({folder}), skipped")
+        return 'skipped', (run, seed, json.loads((folder/'summary.json').read_text()), None, 'skipped')
+    say(f"== {name}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {folder}")
+    start = time.perf_counter()
+    # the pipeline commits after the stage, so the executed notebook is part of the commit
+    train(cfg, base | dict(stage=cfg.stage, seed=seed, git_commit=False, git_push=False, kd_method=cfg.kd_method))
+    summary = json.loads((folder/'summary.json').read_text())
+    say(f"== {name}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
+    if cfg.git_commit: git_commit_results(folder, results_message(cfg, summary), push=cfg.git_push)
+    happened = 'resumed' if status == 'interrupted' else 'trained'
+    return happened, (run, seed, summary, time.perf_counter() - start, happened)
+
+# %% ../nbs/08_pipeline.ipynb #68928c53
 def run_pipeline(arch:str, # 'cnn' or 'vit'
                  dataset:str, # a kd_nb dataset name
                  preset:str='quick', # 'quick' or 'full'
@@ -208,26 +247,12 @@ def run_pipeline(arch:str, # 'cnn' or 'vit'
     if nproc is None and not in_process: say(f"== stage notebook: {Path(notebook or stage_notebook()).resolve()}")
     ensure_prepared(dataset, base['data_root'], source=source, verbose=log_output)
     train_images = load_dataset(dataset, base['data_root']).split_sizes['train']
+    train = _stage_runner(notebook, kernel, log_output, nproc, in_process)
     done, rows = {name: [] for name in plans[first]}, []
     for seed, configs in plans.items():  # a whole chain per seed: an interrupted study leaves whole chains
         for run, cfg in configs.items():  # `run`: the run's name, e.g. 'student-fitnets'
-            folder, name = run_dir(cfg), f"{run} (seed {seed})"
-            status = run_status(folder)
-            if status == 'finished' and not cfg.overwrite:
-                say(f"== {name}: finished already ({folder}), skipped"); done[run].append('skipped')
-                rows.append((run, seed, json.loads((folder/'summary.json').read_text()), None, 'skipped')); continue
-            say(f"== {name}: {'resuming' if status == 'interrupted' else 'training'} {stage_plan(cfg, train_images)} -> {folder}")
-            start = time.perf_counter()
-            # the pipeline commits after the stage, so the executed notebook is part of the commit
-            stage_params = base | dict(stage=cfg.stage, seed=seed, git_commit=False, git_push=False, kd_method=cfg.kd_method)
-            if in_process: _run_in_process(cfg, stage_params, log_output)
-            elif nproc is None: run_stage_notebook(cfg, stage_params, notebook, kernel, log_output)
-            else: run_stage_torchrun(cfg, stage_params, nproc, log_output)
-            summary = json.loads((folder/'summary.json').read_text())
-            say(f"== {name}: test acc {summary['test']['acc']:.4f} in {time.perf_counter() - start:.0f} s")
-            if cfg.git_commit: git_commit_results(folder, results_message(cfg, summary), push=cfg.git_push)
-            done[run].append('resumed' if status == 'interrupted' else 'trained')
-            rows.append((run, seed, summary, time.perf_counter() - start, done[run][-1]))
+            happened, row = _run_one(run, seed, cfg, base, train_images, train, say)
+            done[run].append(happened); rows.append(row)
     say(runs_table(rows))
     done['report'] = None
     if figures_root != '':

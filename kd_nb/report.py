@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_report.ipynb #307e07ac
 from __future__ import annotations
-import json, math
+import json, math, re
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -22,7 +22,8 @@ from .viz import save_figure, draw_confusion
 __all__ = ['RUN_LABELS', 'collect_runs', 'image_scores', 'run_image_scores', 'accuracy_interval', 'paired_difference',
            'method_difference', 'seeds_needed', 'verdict', 'baseline_rates', 'chain_baselines', 'summarise_seeds',
            'plot_accuracy_vs_cost', 'plot_ablation', 'plot_learning_curves', 'plot_confusion_matrices', 'results_table',
-           'stem_difference', 'chain_findings', 'method_comparison', 'methods_table', 'write_report']
+           'stem_difference', 'chain_findings', 'method_comparison', 'methods_table', 'write_report', 'compact_results',
+           'report_parts', 'show_report']
 
 # %% ../nbs/09_report.ipynb #e80dffa2
 RUN_LABELS = {'teacher': 'teacher', 'assistant': 'assistant', 'student': 'student (T→A→S)',
@@ -240,6 +241,7 @@ def summarise_seeds(df:pd.DataFrame # rows from `collect_runs`, one per run and 
 # %% ../nbs/09_report.ipynb #f58fc270
 def _chain_name(arch, variant, dataset): return f'{arch} · {variant.replace("_", " ")} · {dataset}'
 
+# %% ../nbs/09_report.ipynb #413ab9da
 def plot_accuracy_vs_cost(df:pd.DataFrame, # `summarise_seeds` rows of one dataset and weights' origin (both families may be present)
                          )->Figure:
     "Test accuracy against parameters and against batch-1 latency, one point per run, each chain joined in order."
@@ -261,6 +263,7 @@ def plot_accuracy_vs_cost(df:pd.DataFrame, # `summarise_seeds` rows of one datas
     fig.suptitle(f"Accuracy against cost: {first['variant'].replace('_', ' ')} · {first['dataset']} (grey line: the T→A→S chain)")
     return fig
 
+# %% ../nbs/09_report.ipynb #963f966d
 def plot_ablation(df:pd.DataFrame, # `summarise_seeds` rows of one or more chains
                  )->Figure:
     "The assistant ablation: the student without KD, distilled from the teacher, and through the assistant."
@@ -295,6 +298,7 @@ def plot_ablation(df:pd.DataFrame, # `summarise_seeds` rows of one or more chain
     ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return fig
 
+# %% ../nbs/09_report.ipynb #a4fbee38
 def plot_learning_curves(df:pd.DataFrame, # rows of one chain from `collect_runs` (one or more seeds per run)
                         )->Figure:
     "Per-run validation accuracy and validation loss (hard-label CE, comparable across runs) by epoch, a line per seed."
@@ -488,6 +492,7 @@ def _protocol(runs:int, seeds:int, root:Path)->list[str]:
             '`nbs/09_report.ipynb`, Findings about methods.)',
             '- Latency is measured on the device the run trained on.', '']
 
+# %% ../nbs/09_report.ipynb #c5953b44
 def write_report(root:Path|str|None=None, # the experiments folder; default `experiments_root()`
                  out:Path|str|None=None, # where results.md and figures go; default `figures_root()`
                 )->Path: # the results.md written
@@ -527,3 +532,43 @@ def write_report(root:Path|str|None=None, # the experiments folder; default `exp
     path = out/'results.md'
     with atomic_path(path) as tmp: tmp.write_text('\n'.join(lines))
     return path
+
+# %% ../nbs/09_report.ipynb #892c8ffd
+_COMPACT = {'chain': 'chain', 'run_label': 'run', 'method': 'method', 'model': 'model', 'seeds': 'seeds', 'test_acc': 'test acc',
+            'test_acc_low': '95% CI low', 'test_acc_high': '95% CI high', 'test_f1': 'test F1', 'epochs': 'epochs',
+            'best_epoch_1': 'best epoch', 'train_time_min': 'train time (min)'}
+
+def compact_results(runs:pd.DataFrame, # rows from `summarise_seeds`, one per run
+                    decimals:int=4, # of the test accuracy, its interval and F1
+                   )->pd.DataFrame: # one row per run: the columns of `_COMPACT`, named as in `results.md`
+    "The columns of `runs` a reader looks for first, rounded: which run, its test accuracy with the 95% interval, F1, epochs, time."
+    table = runs.assign(chain=[_chain_name(*names) for names in zip(runs['arch'], runs['variant'], runs['dataset'])],
+                        run_label=runs['run'].map(RUN_LABELS), best_epoch_1=runs['best_epoch'] + 1,  # counted from 1, as in results.md
+                        method=[_method_label(m, t) for m, t in zip(runs['kd_method'], runs['teacher_arch'])])
+    table = table[list(_COMPACT)].rename(columns=_COMPACT)
+    table = table.round(dict.fromkeys(['test acc', '95% CI low', '95% CI high', 'test F1'], decimals) |
+                        {'epochs': 1, 'best epoch': 1, 'train time (min)': 2})
+    for column in ('epochs', 'best epoch'):  # whole numbers unless a mean over seeds falls between two epochs
+        table[column] = pd.to_numeric(table[column], downcast='integer')
+    return table
+
+# %% ../nbs/09_report.ipynb #c100e588
+_FIGURE_LINE = re.compile(r'^!\[([^\]]*)\]\(([^)\s]+)\)$', re.MULTILINE)  # a figure as `write_report` links it, on a line of its own
+
+def report_parts(path:Path|str, # a results.md, as `write_report` writes it
+                )->list: # IPython `Markdown` and `Image` objects, in the report's order
+    "The report as pieces a notebook renders: its text as Markdown, each linked figure as an image from the report's folder."
+    from IPython.display import Image, Markdown  # IPython is not a dependency of the library
+    path = Path(path)
+    pieces = _FIGURE_LINE.split(path.read_text())  # text, alt, file, text, alt, file, ..., text
+    parts = []
+    for text, alt, file in zip(pieces[::3], [*pieces[1::3], None], [*pieces[2::3], None]):
+        if text.strip(): parts.append(Markdown(text.strip()))
+        if file: parts.append(Image(filename=str(path.parent/file), alt=alt))
+    return parts
+
+def show_report(path:Path|str, # a results.md, as `write_report` writes it
+               ):
+    "Display the report in a notebook, its tables and figures rendered."
+    from IPython.display import display
+    display(*report_parts(path))

@@ -15,7 +15,7 @@ from .loader import make_loaders
 from .models import create_model
 
 # %% auto #0
-__all__ = ['tiny_dataset', 'write_cifar_batches', 'write_cifar_tar', 'write_image_folder', 'truncate', 'write_cifar100',
+__all__ = ['tiny_dataset', 'write_cifar_batches', 'write_cifar100', 'write_cifar_tar', 'write_image_folder', 'truncate',
            'scratch_folder', 'remove_scratch', 'tiny_loaders', 'tiny_net', 'tiny_model', 'hooked_modules']
 
 # %% ../nbs/97_testing.ipynb #44f0bfa3
@@ -63,6 +63,28 @@ def write_cifar_batches(folder:Path|str, # the cifar-10-batches-py folder to wri
     train_labels = np.concatenate([out[f][1] for f in _CIFAR_TRAIN])
     return train_images, train_labels, out['test_batch'][0], out['test_batch'][1]
 
+# %% ../nbs/97_testing.ipynb #0767bce3
+def write_cifar100(folder:Path|str, # the cifar-100-python folder to write
+                   n_train:int=120, # training images (their fine labels cycle through the 100 classes)
+                   n_test:int=40, # test images
+                   seed:int=0, # pixels and labels are a function of the seed
+                  )->tuple: # train images (N, 32, 32, 3) uint8, fine train labels, test images, test labels
+    "Write a tiny CIFAR-100 copy in the official layout (train, test, meta; fine and coarse labels)."
+    rng, folder = np.random.default_rng(seed), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = []
+    for name, n in (('train', n_train), ('test', n_test)):
+        fine = np.arange(n) % 100; rng.shuffle(fine)
+        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        batch = {b'filenames': [b'x.png'] * n, b'batch_label': name.encode(), b'fine_labels': fine.tolist(),
+                 b'coarse_labels': (fine // 5).tolist(), b'data': images.transpose(0, 3, 1, 2).reshape(n, -1)}
+        (folder/name).write_bytes(pickle.dumps(batch, protocol=2))
+        arrays += [images, fine]
+    (folder/'meta').write_bytes(pickle.dumps({b'fine_label_names': [n.encode() for n in CIFAR100_LABELS],
+                                              b'coarse_label_names': [f'group{i}'.encode() for i in range(20)]}, protocol=2))
+    return tuple(arrays)
+
+# %% ../nbs/97_testing.ipynb #5acd1d82
 def write_cifar_tar(path:Path|str, # the tar.gz to write: cifar-10-python.tar.gz, or cifar-100-python.tar.gz with `write_cifar100`
                     write=None, # the folder writer: `write_cifar_batches` (default) or `write_cifar100`
                     **kwargs, # its arguments
@@ -76,6 +98,7 @@ def write_cifar_tar(path:Path|str, # the tar.gz to write: cifar-10-python.tar.gz
         with tarfile.open(path, 'w:gz') as tar: tar.add(Path(d)/folder, arcname=folder)
     return arrays
 
+# %% ../nbs/97_testing.ipynb #740002e0
 def write_image_folder(root:Path|str, # the folder to write train/, val/ and test/ into
                        classes:tuple=('cat', 'dog', 'eel'), # class folder names
                        per_class:tuple=(4, 2, 2), # images per class in train, val, test
@@ -97,31 +120,12 @@ def write_image_folder(root:Path|str, # the folder to write train/, val/ and tes
         out[s] = (np.stack(images), np.array(labels))
     return out
 
+# %% ../nbs/97_testing.ipynb #b10af991
 def truncate(path:Path|str, # the file to cut short
              fraction:float=0.5, # the part kept
             ):
     "Cut a file short, as an interrupted download would."
     data = Path(path).read_bytes(); Path(path).write_bytes(data[:int(len(data) * fraction)])
-
-def write_cifar100(folder:Path|str, # the cifar-100-python folder to write
-                   n_train:int=120, # training images (their fine labels cycle through the 100 classes)
-                   n_test:int=40, # test images
-                   seed:int=0, # pixels and labels are a function of the seed
-                  )->tuple: # train images (N, 32, 32, 3) uint8, fine train labels, test images, test labels
-    "Write a tiny CIFAR-100 copy in the official layout (train, test, meta; fine and coarse labels)."
-    rng, folder = np.random.default_rng(seed), Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = []
-    for name, n in (('train', n_train), ('test', n_test)):
-        fine = np.arange(n) % 100; rng.shuffle(fine)
-        images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        batch = {b'filenames': [b'x.png'] * n, b'batch_label': name.encode(), b'fine_labels': fine.tolist(),
-                 b'coarse_labels': (fine // 5).tolist(), b'data': images.transpose(0, 3, 1, 2).reshape(n, -1)}
-        (folder/name).write_bytes(pickle.dumps(batch, protocol=2))
-        arrays += [images, fine]
-    (folder/'meta').write_bytes(pickle.dumps({b'fine_label_names': [n.encode() for n in CIFAR100_LABELS],
-                                              b'coarse_label_names': [f'group{i}'.encode() for i in range(20)]}, protocol=2))
-    return tuple(arrays)
 
 # %% ../nbs/97_testing.ipynb #fef82905
 _scratch = None

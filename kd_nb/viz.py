@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_viz.ipynb #45804998
 from __future__ import annotations
-import io, sys, math, time, base64, warnings, threading
+import io, re, sys, math, time, base64, warnings, threading
 from pathlib import Path
 from typing import Callable
 from functools import partial
@@ -18,14 +18,14 @@ import seaborn as sns
 from .core import atomic_path, in_jupyter_kernel, is_main_process
 from .metrics import confusion
 from .models import evaluating, layer_outputs, capture_attention, attention_rollout, tap_modules
-from .learner import Callback, SaveCheckpoint, TensorBoardLogger, unwrap, format_duration, time_left, stage_done
+from .learner import Callback, EVENTS, SaveCheckpoint, TensorBoardLogger, unwrap, format_duration, time_left, stage_done
 
 # %% auto #0
-__all__ = ['PANELS', 'figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind', 'capture_views',
-           'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow', 'flag_gradients',
-           'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'Panel', 'register_panel', 'CurvesPanel',
-           'MapsPanel', 'GradientsPanel', 'ConfusionPanel', 'compose_png', 'export_views', 'DashboardWidgets',
-           'LiveDashboard']
+__all__ = ['PANELS', 'PANEL_EVENTS', 'figure_png', 'save_figure', 'png_array', 'show_figures', 'plot_curves', 'map_kind',
+           'capture_views', 'prediction_titles', 'plot_feature_maps', 'plot_attention', 'gradient_flow',
+           'flag_gradients', 'plot_gradient_flow', 'draw_confusion', 'plot_confusion', 'Panel', 'register_panel',
+           'DrawSchedule', 'compose_png', 'export_views', 'DashboardOutput', 'DashboardWidgets', 'LiveDashboard',
+           'CurvesPanel', 'MapsPanel', 'GradientsPanel', 'ConfusionPanel']
 
 # %% ../nbs/06_viz.ipynb #c1cd4397
 def figure_png(fig:Figure, # a figure to render
@@ -88,7 +88,7 @@ def plot_curves(rows:list[dict], # per-epoch rows, as the Recorder builds them o
     lr_ax.ticklabel_format(axis='y', style='sci', scilimits=(-2, 2))
     for ax in (loss_ax, metric_ax, lr_ax):
         ax.grid(alpha=.3); ax.set_xlim(left=0)
-        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=9)
     if title: fig.suptitle(title, y=0.99)
     # fixed margins rather than tight_layout, whose measuring pass doubles the drawing time of a view redrawn every epoch
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.84 if title else 0.91, wspace=0.3)
@@ -141,7 +141,7 @@ def capture_views(model:nn.Module, # a ResNet, a timm ViT, or any classifier (pr
             views = {}
     return dict(kind=kind, logits=logits.float().cpu(), **views)
 
-# %% ../nbs/06_viz.ipynb #ff51ea5d
+# %% ../nbs/06_viz.ipynb #0b7eb1df
 def prediction_titles(logits:Tensor|np.ndarray, # (B, C) model outputs
                       targets:Tensor|np.ndarray, # (B,) class indices, or (B, L) 0/1 for multi-label
                       label_names:list|None=None, # class names; default: the indices
@@ -158,6 +158,7 @@ def prediction_titles(logits:Tensor|np.ndarray, # (B, C) model outputs
     conf, pred = probs.max(-1)
     return [f'{name(t)} → {name(p)} ({c:.2f})' for t, p, c in zip(targets.reshape(-1).tolist(), pred.tolist(), conf.tolist())]
 
+# %% ../nbs/06_viz.ipynb #1e6ff273
 def _resize(batch:np.ndarray, size:int, smooth:bool)->np.ndarray:
     "(N, h, w) or (N, h, w, C) arrays as (N, size, size, C) float32: smooth for images and heat maps, blocky for feature maps."
     t = torch.as_tensor(np.asarray(batch, dtype=np.float32))
@@ -194,17 +195,18 @@ def _mosaic(grid:np.ndarray, # (rows, columns, T, T, 3) RGB tiles in [0, 1]
     ax = fig.add_axes((0, bottom / height, cols * inch / width, rows * inch / height))
     ax.imshow(canvas, interpolation='nearest'); ax.set_axis_off()
     step = T + gap
-    for c, text in enumerate(column_titles): ax.text(c * step + T / 2, -gap * 2, text, ha='center', va='bottom', fontsize=9)
-    for r, text in enumerate(row_titles): ax.text(-gap * 2, r * step + T / 2, text, ha='right', va='center', fontsize=9)
-    fig.text(0.5 * cols * inch / width, 1 - 0.08 / height, title, ha='center', va='top', fontsize=11)
+    for c, text in enumerate(column_titles): ax.text(c * step + T / 2, -gap * 2, text, ha='center', va='bottom', fontsize=10)
+    for r, text in enumerate(row_titles): ax.text(-gap * 2, r * step + T / 2, text, ha='right', va='center', fontsize=10)
+    fig.text(0.5 * cols * inch / width, 1 - 0.08 / height, title, ha='center', va='top', fontsize=12)
     for cmap, label, column in colorbars:
         if column is None: cax = fig.add_axes(((cols * inch + 0.12) / width, (bottom + 0.1 * rows * inch) / height, 0.12 / width, 0.8 * rows * inch / height))
         else: cax = fig.add_axes(((column + 0.1) * inch / width, 0.3 / height, 0.8 * inch / width, 0.1 / height))
         fig.colorbar(ScalarMappable(cmap=cmap), cax=cax, orientation='vertical' if column is None else 'horizontal')
-        cax.tick_params(labelsize=8)
-        (cax.set_ylabel if column is None else cax.set_xlabel)(label, fontsize=9)
+        cax.tick_params(labelsize=10)
+        (cax.set_ylabel if column is None else cax.set_xlabel)(label, fontsize=10)
     return fig
 
+# %% ../nbs/06_viz.ipynb #9b4eef99
 def plot_feature_maps(images:np.ndarray, # uint8 (B, H, W, C), the images as stored
                       maps:dict, # layer -> (channel indices, (B, k, h, w) activations), from `capture_views`
                       layers:list[str]|None=None, # the layers to draw; default: all
@@ -224,7 +226,7 @@ def plot_feature_maps(images:np.ndarray, # uint8 (B, H, W, C), the images as sto
     headers = ['input'] + [f'{layer}\nch {maps[layer][0][i]}' for layer, i in columns]
     rows = row_titles or [f'image {r}' for r in range(len(images))]
     return _mosaic(np.stack(tiles, 1), headers, rows, title or f'Feature maps: the {top} most active channels of each layer',
-                   [('magma', "activation (1 = the channel's maximum)", None)])
+                   [('magma', "activation (1 = the channel's maximum)", None)], inch=0.8)
 
 # %% ../nbs/06_viz.ipynb #3fd6c62f
 def plot_attention(images:np.ndarray, # uint8 (B, H, W, C), the images as stored
@@ -251,7 +253,7 @@ def plot_attention(images:np.ndarray, # uint8 (B, H, W, C), the images as stored
     return _mosaic(np.stack([base, overlay(rollout, 'inferno'), overlay(chosen, 'viridis')], 1), headers, rows,
                    title or 'Where the ViT looks', [('inferno', 'rollout / image max', 1), ('viridis', 'attention / image max', 2)], inch=1.5)
 
-# %% ../nbs/06_viz.ipynb #91a8d965
+# %% ../nbs/06_viz.ipynb #98e11426
 def gradient_flow(model:nn.Module, # a model after `backward()`
                  )->dict: # names, mean (mean |grad| per layer) and max (max |grad|), as NumPy arrays
     "Mean and maximum absolute gradient of each weight matrix or kernel, in order."
@@ -262,6 +264,7 @@ def gradient_flow(model:nn.Module, # a model after `backward()`
     stats = torch.stack([torch.stack(((a := g.detach().abs().float()).mean(), a.amax())) for _, g in named]).cpu().numpy()
     return dict(names=[n for n, _ in named], mean=stats[:, 0], max=stats[:, 1])
 
+# %% ../nbs/06_viz.ipynb #52905a91
 def flag_gradients(stats:dict, # from `gradient_flow`
                    vanishing:float=1e-8, # max |grad| below this: vanishing
                    exploding:float=1e2, # max |grad| above this, or not finite: exploding
@@ -271,6 +274,7 @@ def flag_gradients(stats:dict, # from `gradient_flow`
     small = np.isfinite(stats['max']) & (stats['max'] < vanishing)
     return dict(vanishing=[n for n, s in zip(stats['names'], small) if s], exploding=[n for n, b in zip(stats['names'], big) if b])
 
+# %% ../nbs/06_viz.ipynb #c7370f68
 def plot_gradient_flow(stats:dict, # from `gradient_flow`
                        vanishing:float=1e-8, # threshold drawn and flagged, as in `flag_gradients`
                        exploding:float=1e2, # threshold drawn and flagged
@@ -346,15 +350,17 @@ def plot_confusion(y_true:np.ndarray, # labels, as for `kd_nb.metrics.classifica
 
 # %% ../nbs/06_viz.ipynb #94946429
 PANELS:dict = {}  # name -> `Panel` class, in the order the dashboard lays them out
+PANEL_EVENTS = ('before_fit', 'before_step', 'after_batch', 'after_validate', 'after_epoch', 'after_fit')  # what the dashboard passes on
 
-class Panel:
-    "One view of the dashboard: `snapshot` copies its numbers in the training thread, `draw` makes the figure anywhere."
+class Panel(Callback):
+    "One view of the dashboard: a callback that gathers its own numbers on the events it defines, and draws them."
     name:str = ''  # its key: the widget, the TensorBoard tag `dashboard/{name}`, and by default its file
     at_epoch_end:bool = False  # redrawn at every epoch end, whatever the drawing budget
     wide:bool = True  # a row of its own; narrow panels share a row
     tight:bool = True  # crop the PNG to what is drawn (see `figure_png`)
-    def __init__(self, dash # the `LiveDashboard` gathering the numbers (None for a panel drawn on its own)
-                ): self.dash = dash
+    run_valid = False  # its batch events come from training batches, as the dashboard's
+    def __init__(self, dash=None # the `LiveDashboard` showing it, whose settings it reads; None: a panel on its own
+                ): self.dash, self.changed = dash, False  # changed: numbers not drawn yet
 
     def file_name(self)->str: # the final PNG's name in the run's figures/
         "Where the final view is saved."
@@ -364,8 +370,12 @@ class Panel:
         "Widgets that change what the panel shows (none by default)."
         return {}
 
+    def status_notes(self)->list[str]: # HTML snippets
+        "What the dashboard's status line says about this panel's numbers (nothing by default)."
+        return []
+
     def snapshot(self): # the numbers to draw, copied; None while there is nothing to draw
-        "What `draw` needs, taken now."
+        "What `draw` needs, taken now, in the training thread."
         raise NotImplementedError
 
     def draw(self, snap # from `snapshot`
@@ -379,92 +389,66 @@ class Panel:
         if snap is None: return None
         return lambda dpi: figure_png(self.draw(snap), dpi, self.tight)
 
-def register_panel(cls:type # a `Panel` subclass with a `name` of its own
-                  )->type:
-    "Add a panel class to `PANELS` (a class decorator): every dashboard made afterwards shows it."
+# %% ../nbs/06_viz.ipynb #d68fa7ac
+def _check_panel(cls)->type:
+    "`cls`, if the dashboard can show it: a `Panel` subclass with a name, gathering on the events it passes on."
     if not (isinstance(cls, type) and issubclass(cls, Panel)) or not cls.name:
-        raise TypeError(f'register_panel takes a Panel subclass with a name, not {cls!r}.')
-    PANELS[cls.name] = cls
+        raise TypeError(f'A dashboard panel is a Panel subclass with a name, not {cls!r}.')
+    missed = [e for e in EVENTS if e not in PANEL_EVENTS and getattr(cls, e, None) is not None]
+    if missed: raise TypeError(f"{cls.__name__} gathers on {', '.join(missed)}, which the dashboard does not pass on to its "
+                               f"panels; they gather on {', '.join(PANEL_EVENTS)}.")
     return cls
 
-# %% ../nbs/06_viz.ipynb #c1f01c78
-@register_panel
-class CurvesPanel(Panel):
-    "Loss, metrics and learning rate per epoch, with the running training loss inside the epoch."
-    name, at_epoch_end, tight = 'curves', True, False  # `plot_curves` sets its own margins
-    def snapshot(self):
-        d = self.dash
-        return list(d.recorder.rows), list(d.running), list(d.lrs), d.progress_note()
-    def draw(self, snap):
-        rows, running, lrs, progress = snap
-        return plot_curves(rows, running, lrs, title=f'Learning curves · {progress}')
+def register_panel(cls:type # a `Panel` subclass with a `name` of its own
+                  )->type:
+    "Add a panel class to `PANELS` (a class decorator): every dashboard made afterwards shows it, live."
+    PANELS[_check_panel(cls).name] = cls
+    return cls
 
-@register_panel
-class MapsPanel(Panel):
-    "What the model makes of the fixed images: a ResNet's most active channels per layer, or a ViT's attention."
-    name = 'maps'
-    def __init__(self, dash):
-        super().__init__(dash)
-        # what it shows: a ResNet's 'overview' or one of its taps (layer1..layer4); a ViT's block (-1: the last) and head (-1: their mean)
-        self.layer, self.head = ('overview' if dash is not None and dash.kind == 'features' else -1), -1
+# %% ../nbs/06_viz.ipynb #4106144e
+class DrawSchedule:
+    "Which changed panels to draw now: each at once the first time, then at most every `every` seconds."
+    def __init__(self,
+                 names:list, # the panels' names
+                 every:float, # seconds between two drawings of a panel (at most)
+                 tensorboard_every:float|None, # seconds between a panel's TensorBoard images; None: no TensorBoard
+                 live:bool, # drawn for the widgets; False: for TensorBoard only
+                 start:float, # the fit's start, a `time.perf_counter()` reading
+                ):
+        self.every, self.tensorboard_every, self.live = every, tensorboard_every, live
+        self.last_drawn, self.last_epoch_end = dict.fromkeys(names, -math.inf), dict.fromkeys(names, -math.inf)
+        self.last_tensorboard = dict.fromkeys(names, start)  # TensorBoard's first images come `tensorboard_every` in
+        self.undrawn = set(names) if live else set()
 
-    def file_name(self): return 'feature_maps.png' if self.dash.kind == 'features' else 'attention_maps.png'
+    def waiting(self, panels:dict # name -> `Panel`
+               )->bool:
+        "Whether a panel never drawn has numbers now (the dashboard then looks at once)."
+        return any(panels[name].changed for name in self.undrawn)
 
-    def controls(self):
-        import ipywidgets as W
-        if self.dash.kind == 'features':
-            options = [('overview: top channels of every layer', 'overview')]
-            options += [(f'{layer}: its 8 most active channels', layer) for layer in tap_modules(unwrap(self.dash.model))]
-            return dict(layer=W.Dropdown(options=options, value=self.layer, description='layer'))
-        if self.dash.kind == 'attention':
-            model = unwrap(self.dash.model)
-            blocks, heads = len(model.blocks), model.blocks[0].attn.num_heads
-            return dict(layer=W.Dropdown(options=[(f'layer {i + 1}', i) for i in range(blocks)], value=self.layer % blocks,
-                                         description='layer'),
-                        head=W.Dropdown(options=[('mean of heads', -1)] + [(f'head {h}', h) for h in range(heads)],
-                                        value=self.head, description='head'))
-        return {}
+    def due(self, panels:dict, # name -> `Panel`, in layout order
+            now:float, # a `time.perf_counter()` reading
+            epoch_end:bool=False, # an epoch just ended
+           )->list[tuple]: # (name, to TensorBoard, urgent: skip the budget's wait) per panel to draw
+        "The panels to draw now."
+        jobs = []
+        interval = self.every if self.live else max(self.every, self.tensorboard_every or 0)
+        for name, panel in panels.items():
+            if not panel.changed: continue
+            tensorboard = self.tensorboard_every is not None and now - self.last_tensorboard[name] >= self.tensorboard_every
+            first = name in self.undrawn
+            # epoch-end views skip the budget, though no more often than `every` (epochs of a second, on a GPU)
+            at_end = self.live and epoch_end and panel.at_epoch_end and now - self.last_epoch_end[name] >= self.every
+            if (self.live or tensorboard) and (first or at_end or now - self.last_drawn[name] >= interval):
+                jobs.append((name, tensorboard, first or at_end))
+        return jobs
 
-    def snapshot(self):
-        d = self.dash
-        if d.views is None: return None
-        titles = prediction_titles(d.views['logits'], d.view_y, d.label_names, d.multi_label)
-        return d.views, d.images, titles, self.layer, self.head, d.top
-
-    def draw(self, snap):
-        views, images, titles, layer, head, top = snap
-        if views['kind'] == 'features':
-            layers, top = (None, top) if layer == 'overview' else ([layer], 8)
-            title = f"Feature maps: the {top} most active channels of {'each layer' if layers is None else layer} · {views['note']}"
-            return plot_feature_maps(images, views['maps'], layers, top, titles, title)
-        return plot_attention(images, views['rollout'], views['cls'], layer, None if head == -1 else head, titles,
-                              f"Where the ViT looks · {views['note']}")
-
-@register_panel
-class GradientsPanel(Panel):
-    "Mean and largest |gradient| of every weight, as last measured."
-    name, wide = 'gradients', False
-    def file_name(self): return 'gradient_flow.png'
-    def snapshot(self):
-        d = self.dash
-        if d.grads is None: return None
-        return d.grads, d.vanishing, d.exploding, d.judged(d.grads)
-    def draw(self, snap):
-        grads, vanishing, exploding, judged = snap
-        return plot_gradient_flow(grads, vanishing, exploding, f"step {grads['step']} (epoch {grads['epoch'] + 1})", judged)
-
-@register_panel
-class ConfusionPanel(Panel):
-    "The confusion matrix of the last validation pass."
-    name, at_epoch_end, wide = 'confusion', True, False
-    def file_name(self): return 'confusion_matrix_val.png'
-    def snapshot(self):
-        d = self.dash
-        if d.val_preds is None: return None
-        return *d.val_preds, d.task, d.label_names
-    def draw(self, snap):
-        targets, scores, epoch, task, names = snap
-        return plot_confusion(targets, scores, task, names, f'Validation, epoch {epoch + 1}')
+    def drawn(self, name:str, # the panel handed to the renderer
+              now:float, tensorboard:bool, epoch_end:bool):
+        "Note a drawing."
+        self.last_drawn[name] = now
+        if epoch_end: self.last_epoch_end[name] = now
+        if tensorboard: self.last_tensorboard[name] = now
+        self.undrawn.discard(name)
 
 # %% ../nbs/06_viz.ipynb #69cf8ee6
 def _add_to_tensorboard(writer, panel:str, png:bytes, step:int):
@@ -525,49 +509,49 @@ class _Renderer:
 
     def _due(self)->bool: return self._urgent() or (bool(self.jobs) and time.perf_counter() >= self.next_draw)
 
-    def _work(self):
-        while True:
-            with self.cv:
-                while not self.stopped and not self._due():
-                    self.cv.wait(timeout=max(self.next_draw - time.perf_counter(), 1e-3) if self.jobs else None)
-                if self.stopped: return
-            # A drawing thread holding the GIL makes the training thread wait out the switch interval (5 ms) after
-            # every operator it runs; a 0.1 ms interval while drawing keeps those waits short
-            interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(interval, 1e-4))
-            try: self._rest(self._draw_next())
-            finally: sys.setswitchinterval(interval)
+# %% ../nbs/06_viz.ipynb #f33549d6
+def _methods(cls:type, **methods):
+    "Give `cls` these functions as methods (a class told over several cells)."
+    for name, f in methods.items(): setattr(cls, name, f)
 
-    def pump(self):
-        "In the training thread: draw the urgent jobs, then one more if the budget allows (foreground renderers only)."
-        if self.background: return
-        while self._urgent(): self._rest(self._draw_next())
-        if self._due(): self._rest(self._draw_next())
+def _work(self:_Renderer):
+    "On a thread of its own: wait for a job whose time has come, draw it, rest."
+    while True:
+        with self.cv:
+            while not self.stopped and not self._due():
+                self.cv.wait(timeout=max(self.next_draw - time.perf_counter(), 1e-3) if self.jobs else None)
+            if self.stopped: return
+        # A drawing thread holding the GIL makes the training thread wait out the switch interval (5 ms) after
+        # every operator it runs; a 0.1 ms interval while drawing keeps those waits short
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, 1e-4))
+        try: self._rest(self._draw_next())
+        finally: sys.setswitchinterval(interval)
 
-    def latest_pngs(self)->dict: # panel -> its newest drawing
-        "Every panel's newest drawing so far (what the picture of the dashboard is composed of)."
-        with self.cv: return dict(self.latest)
+def _pump(self:_Renderer):
+    "In the training thread: draw the urgent jobs, then one more if the budget allows (foreground renderers only)."
+    if self.background: return
+    while self._urgent(): self._rest(self._draw_next())
+    if self._due(): self._rest(self._draw_next())
 
-    def take(self)->dict: # panel -> (png or None, exception or None), drawn since the last call
-        "Hand over the finished drawings."
-        with self.cv: results, self.results = self.results, {}
-        return results
+def _latest_pngs(self:_Renderer)->dict: # panel -> its newest drawing
+    "Every panel's newest drawing so far (what the picture of the dashboard is composed of)."
+    with self.cv: return dict(self.latest)
 
-    def stop(self)->dict: # the drawings finished and not yet taken
-        "Drop queued jobs, let one in progress finish, end the thread."
-        with self.cv: self.stopped = True; self.jobs.clear(); self.cv.notify_all()
-        if self.thread is not None: self.thread.join()
-        return self.take()
+def _take(self:_Renderer)->dict: # panel -> (png or None, exception or None), drawn since the last call
+    "Hand over the finished drawings."
+    with self.cv: results, self.results = self.results, {}
+    return results
+
+def _stop(self:_Renderer)->dict: # the drawings finished and not yet taken
+    "Drop queued jobs, let one in progress finish, end the thread."
+    with self.cv: self.stopped = True; self.jobs.clear(); self.cv.notify_all()
+    if self.thread is not None: self.thread.join()
+    return self.take()
+
+_methods(_Renderer, _work=_work, pump=_pump, latest_pngs=_latest_pngs, take=_take, stop=_stop)
 
 # %% ../nbs/06_viz.ipynb #1233dfc0
-def _pick_images(y:Tensor, n:int, multi_label:bool)->list[int]:
-    "Positions of up to `n` images, one per class first where labels are classes."
-    if multi_label: return list(range(min(n, len(y))))
-    first = {}
-    for i, label in enumerate(y.reshape(-1).tolist()): first.setdefault(label, i)
-    chosen = sorted(first.values())[:n]
-    return sorted(chosen + [i for i in range(len(y)) if i not in chosen][:n - len(chosen)])
-
 def compose_png(rows:list[list[bytes]], # rows of PNG panels, each row laid left to right (None: skipped)
                 background=(255, 255, 255), # RGB fill
                )->bytes: # one PNG
@@ -617,18 +601,57 @@ def export_views(pngs:dict, # panel name -> PNG bytes
         if writer is not None: _add_to_tensorboard(writer, panel, png, step)
     return written
 
+# %% ../nbs/06_viz.ipynb #dbebd09d
+class DashboardOutput:
+    "A dashboard's cell output: its live widgets (with a picture of them), at the end the status line, the views and a hint."
+    def __init__(self): self.handle, self.bundle, self.after = None, None, []  # the output the kernel updates, its content, the outputs after it
+
+    def live(self, box, # the dashboard's ipywidgets layout
+             picture:bytes|None=None, # a PNG of the dashboard, for readers without widgets
+            ):
+        "Show the widgets: displayed the first time, then updated in place."
+        bundle = dict(box._repr_mimebundle_() or {}) | {'text/plain': 'kd_nb live dashboard (open in JupyterLab for the live view)'}
+        if picture is not None: bundle['image/png'] = base64.b64encode(picture).decode()
+        self._set(bundle)
+
+    def finish(self, status:str, # the final status line, HTML
+               pictures:list, # the final views' PNGs, in layout order
+               hint:str|None=None, # Markdown after them
+              ):
+        "Replace the widgets by the status line, then show each view as an image of its own, then `hint`."
+        self._set({'text/html': status, 'text/plain': re.sub('<[^>]+>', '', status)})
+        # unconfined: JupyterLab shows each at its own size (a wide one scrolls) instead of shrinking it, and its text, to
+        # the output's width: 668 px in a 1,100 px window with the file browser open
+        for png in pictures: self._add({'image/png': base64.b64encode(png).decode(), 'text/plain': 'a view of the dashboard'},
+                                       {'image/png': {'unconfined': True}})
+        if hint: self._add({'text/markdown': hint, 'text/plain': hint})
+
+    def _set(self, bundle:dict):
+        self.bundle = bundle
+        if not in_jupyter_kernel(): return
+        from IPython.display import display
+        if self.handle is None: self.handle = display(bundle, raw=True, display_id=True)
+        else: self.handle.update(bundle, raw=True)
+
+    def _add(self, bundle:dict, metadata:dict|None=None):
+        self.after.append(bundle)
+        if in_jupyter_kernel():
+            from IPython.display import display
+            display(bundle, raw=True, metadata=metadata)
+
 # %% ../nbs/06_viz.ipynb #a46b3d0c
 class DashboardWidgets:
-    "A dashboard's notebook output: the status line, then each panel's controls and image; it ends as a picture."
+    "A dashboard's widgets: the status line, then each panel's controls and image, in rows; shown in a `DashboardOutput`."
     def __init__(self,
                  panels:dict, # name -> `Panel`, in layout order
                  on_control:Callable, # called with (panel name, control name, value) when a control changes
                 ):
         import ipywidgets as W
-        self.status = W.HTML()
+        self.status, self.output = W.HTML(), DashboardOutput()
         # hidden until drawn: an empty image widget shows as a broken-image icon
         self.images = {name: W.Image(format='png', layout=W.Layout(display='none', max_width='100%', height='auto'))
                        for name in panels}
+        for name, image in self.images.items(): image.add_class(f'kd-panel-{name}')  # found by name in the page (`make browser-check`)
         self.panel_controls = {name: panel.controls() for name, panel in panels.items()}
         self.controls = {key: control for controls in self.panel_controls.values() for key, control in controls.items()}
         for name, controls in self.panel_controls.items():
@@ -637,7 +660,6 @@ class DashboardWidgets:
         rows = [W.HBox([self._block(name) for name in row], layout=W.Layout(flex_flow='row wrap', align_items='flex-start'))
                 if len(row) > 1 else self._block(row[0]) for row in _layout(panels)]
         self.box = W.VBox([self.status, *rows])
-        self.handle, self.bundle = None, None
 
     def _block(self, name:str):
         "A panel's image, under its controls if it has any."
@@ -662,35 +684,24 @@ class DashboardWidgets:
         for name, png in pngs.items():
             if png is not None and name in self.images: self.set_image(name, png)
         self.status.value = status
-        if picture is not None: self._send(picture)
+        if picture is not None: self.output.live(self.box, picture)
 
-    def show(self):
-        "Display the layout as this cell's output (in a Jupyter kernel; elsewhere there is nowhere to show it)."
-        self._send(first=True)
+    def show(self): self.output.live(self.box)  # this cell's output (in a Jupyter kernel; elsewhere only kept)
 
-    def finish(self, picture:bytes|None # the final views in one PNG
+    def finish(self, pictures:list, # the final views' PNGs, in layout order
+               hint:str|None=None, # Markdown after them, e.g. how to get the controls back
               ):
-        "Replace the output by `picture`: a saved or reopened notebook shows images, not a widget of a gone kernel."
-        if picture is not None: self._send(picture, live=False)
+        "End the output as the status line, then each view as an image of its own, then `hint`."
+        self.output.finish(self.status.value, pictures, hint)
 
     def explorer(self): # an ipywidgets box
-        "The panels that have controls, live again (e.g. after the fit, whose output became a picture)."
+        "The panels that have controls, live again (e.g. after the fit, whose output became images)."
         import ipywidgets as W
         return W.VBox([self._block(name) for name, controls in self.panel_controls.items() if controls])
 
-    def _send(self, picture:bytes|None=None, live:bool=True, first:bool=False):
-        bundle = dict(self.box._repr_mimebundle_() or {}) if live else {}
-        bundle['text/plain'] = 'kd_nb live dashboard' + (' (open in JupyterLab for the live view)' if live else ': the final views')
-        if picture is not None: bundle['image/png'] = base64.b64encode(picture).decode()
-        self.bundle = bundle  # what the output holds
-        if not in_jupyter_kernel(): return
-        from IPython.display import display
-        if first: self.handle = display(bundle, raw=True, display_id=True)
-        elif self.handle is not None: self.handle.update(bundle, raw=True)
-
 # %% ../nbs/06_viz.ipynb #1e9ef34a
 class LiveDashboard(Callback):
-    "Live views of training, one per registered `Panel`, drawn within a share of the time and saved as PNGs at the end."
+    "Live views of training, one per `Panel`: the panels gather, the dashboard draws them within a budget and saves them."
     order = 8  # after SaveCheckpoint (the best weights are back at after_fit), before TensorBoardLogger closes its writer
     can_skip = ('before_step',)  # under compile='step' (one compiled step) the gradient-flow view has no data; the rest works
     run_valid = False
@@ -710,134 +721,196 @@ class LiveDashboard(Callback):
                  dpi:int=80, # resolution of the live views (the saved PNGs use 120)
                  budget:float=0.02, # share of the training time the live views may spend drawing
                  background:bool|None=None, # draw on a thread of its own; None: when training on a GPU (see above)
+                 panels:list|None=None, # the views, in order: `Panel` classes or registered names; None: every registered one
                 ):
         if display not in ('auto', 'widgets', 'none'): raise ValueError(f"display={display!r}: use 'auto', 'widgets' or 'none'.")
         self.label_names, self.n_images, self.every, self.maps_every = label_names, n_images, every, maps_every
         self.grad_every, self.grad_warmup, self.display, self.tensorboard_every = grad_every, grad_warmup, display, tensorboard_every
         self.figures, self.top, self.vanishing, self.exploding = figures, top, vanishing, exploding
         self.dpi, self.budget, self.background = dpi, budget, background
+        self.panel_classes = None if panels is None else [_panel_class(p) for p in panels]
         self.active, self.show, self.ui, self.renderer, self.panels = False, False, None, None, {}
 
-    # -- gathering, in the training thread ------------------------------------------------------------------------
-    def before_fit(self):
-        self.active = is_main_process()
-        if not self.active: return
-        self.multi_label = self.task == 'multi-label'
-        x, y, idx = next(iter(self.dls.val))
-        keep = _pick_images(y.cpu(), self.n_images, self.multi_label)
-        self.view_x, self.view_y = x[keep], y[keep].cpu()
-        self.images = self.dls.val.fetch(idx[keep].numpy()).cpu().numpy()
-        self.kind = map_kind(self.model)
-        self.views = self.grads = self.val_preds = None
-        self.running, self.lrs, self.failed, self.changed = [], [], set(), set()
-        self.start = self.last_update = time.perf_counter()
-        self.last_maps = -math.inf
-        self.panels = {name: cls(self) for name, cls in PANELS.items()}
-        self.last_drawn, self.last_epoch_end = (dict.fromkeys(self.panels, -math.inf) for _ in range(2))
-        # the first views go to TensorBoard after `tensorboard_every` seconds of training, as every later one:
-        # a shorter fit sends only its final views, and without widgets draws nothing before its end
-        self.last_tensorboard = dict.fromkeys(self.panels, self.start)
-        self.pngs = dict.fromkeys(self.panels)
-        self.show = self.display == 'widgets' or (self.display == 'auto' and in_jupyter_kernel())
-        to_tensorboard = self.tensorboard_every is not None and self.learn.get_cb(TensorBoardLogger) is not None
-        background = self.device.type != 'cpu' if self.background is None else self.background
-        self.renderer = _Renderer(self.budget, background, self._writer) if self.show or to_tensorboard else None
-        self.ui = DashboardWidgets(self.panels, self._control) if self.show else None
-        if self.ui is not None:
-            self.ui.update({}, f'<b>starting</b> · {self.n_epoch - self.start_epoch} epoch(s) to train')
-            self.ui.show()
+    def explore(self): # an ipywidgets box
+        "The panels with controls (the map view), live again after the fit, whose output became images."
+        if self.ui is None: raise ValueError("explore() needs the dashboard's widgets: use display='widgets' (or 'auto' in a Jupyter kernel) and fit first.")
+        return self.ui.explorer()
 
-    def before_step(self):
-        last = self.epoch == self.n_epoch - 1 and self.iter == self.n_iter - 1
-        if self.active and (self.opt_steps % self.grad_every == 0 or last):
-            self.grads = dict(gradient_flow(self.model), step=self.opt_steps + 1, epoch=self.epoch)
-            self.changed.add('gradients')
+    def _figures_folder(self)->Path|None:
+        if self.figures is None: return None
+        folder = Path(self.figures)
+        if folder.is_absolute(): return folder
+        return self.path/folder if self.path is not None else None
+
+def _panel_class(panel:type|str)->type:
+    "A panel class, or the one registered under that name."
+    if not isinstance(panel, str): return _check_panel(panel)
+    if panel not in PANELS: raise ValueError(f"No panel is registered as {panel!r}; the registered ones are {', '.join(PANELS)}.")
+    return PANELS[panel]
+
+# %% ../nbs/06_viz.ipynb #bc72e8b9
+def _before_fit(self:LiveDashboard):
+    self.active = is_main_process()
+    if not self.active: return
+    self.start = self.last_update = time.perf_counter()
+    classes = list(PANELS.values()) if self.panel_classes is None else self.panel_classes
+    self.panels = {cls.name: cls(self) for cls in classes}
+    for panel in self.panels.values(): panel.check_contract(self.learn); panel.learn = self.learn
+    # each event goes to the panels that gather on it, as the learner's own dispatch does
+    self.gatherers = {e: [p for p in self.panels.values() if getattr(type(p), e, None) is not None] for e in PANEL_EVENTS}
+    self._gather('before_fit')
+    self.show = self.display == 'widgets' or (self.display == 'auto' and in_jupyter_kernel())
+    to_tensorboard = self.tensorboard_every is not None and self.learn.get_cb(TensorBoardLogger) is not None
+    self.schedule = DrawSchedule(list(self.panels), self.every, self.tensorboard_every if to_tensorboard else None, self.show, self.start)
+    self.pngs, self.draws, self.failed = dict.fromkeys(self.panels), dict.fromkeys(self.panels, 0), set()
+    background = self.device.type != 'cpu' if self.background is None else self.background
+    self.renderer = _Renderer(self.budget, background, self._writer) if self.show or to_tensorboard else None
+    self.ui = DashboardWidgets(self.panels, self._control) if self.show else None
+    if self.ui is not None:
+        self.ui.update({}, f'<b>starting</b> · {self.n_epoch - self.start_epoch} epoch(s) to train')
+        self.ui.show()
+
+def _gather(self:LiveDashboard, event:str):
+    "Pass `event` on to the panels that gather on it."
+    for panel in self.gatherers[event]: panel(event)
+
+def _before_step(self:LiveDashboard):
+    if self.active: self._gather('before_step')
+
+def _after_batch(self:LiveDashboard):
+    if not self.active: return
+    self._gather('after_batch')
+    if self.renderer is None: return
+    self.renderer.pump()
+    # a view not drawn yet is drawn as soon as it has numbers; the others are looked at every `every` seconds
+    if time.perf_counter() - self.last_update >= self.every or self.schedule.waiting(self.panels): self._refresh()
+
+def _after_validate(self:LiveDashboard):
+    if self.active: self._gather('after_validate')
+
+def _after_epoch(self:LiveDashboard):
+    if not self.active: return
+    self._gather('after_epoch')
+    self._refresh(epoch_end=True)
+
+def _cleanup_fit(self:LiveDashboard):
+    self._stop_renderer()
+    self.active = False
+
+_methods(LiveDashboard, before_fit=_before_fit, _gather=_gather, before_step=_before_step, after_batch=_after_batch,
+         after_validate=_after_validate, after_epoch=_after_epoch, cleanup_fit=_cleanup_fit)
+
+# %% ../nbs/06_viz.ipynb #3477f7a0
+def _refresh(self:LiveDashboard, epoch_end:bool=False):
+    "Hand the renderer the panels the schedule names; show what is drawn."
+    # with nothing to draw them for (no widgets, no TensorBoard), the views wait for the end of the fit
+    if self.renderer is None: return
+    now = self.last_update = time.perf_counter()
+    for name, tensorboard, urgent in self.schedule.due(self.panels, now, epoch_end):
+        panel = self.panels[name]
+        draw = panel.drawer()  # the snapshot, taken here in the training thread
+        panel.changed = False
+        if draw is None: continue
+        self.renderer.submit(name, partial(draw, self.dpi), self.opt_steps, tensorboard, urgent)
+        self.schedule.drawn(name, now, tensorboard, epoch_end)
+    if self.show and epoch_end:
+        renderer, rows = self.renderer, _layout(self.panels)
+        renderer.submit('picture', lambda: _picture(renderer.latest_pngs(), rows), urgent=True)
+    self.renderer.pump()
+    if self.show: self._push()
+
+def _collect(self:LiveDashboard, results:dict|None=None # from the renderer; default: what it finished since the last call
+            )->dict: # panel -> PNG
+    "The drawings finished, counted in `draws`; a failed drawing is reported once per panel, never fatal."
+    done = {}
+    for panel, (png, error) in (self.renderer.take() if results is None else results).items():
+        if error is None:
+            done[panel] = png
+            if panel in self.draws: self.draws[panel] += 1
+        elif panel not in self.failed:
+            self.failed.add(panel); warnings.warn(f'LiveDashboard could not draw {panel}: {error!r}')
+    return done
+
+def _push(self:LiveDashboard):
+    "Put finished drawings into the widgets, and the picture of the dashboard into the output (training thread)."
+    done = self._collect()
+    picture = done.pop('picture', None)
+    self.pngs |= {k: v for k, v in done.items() if v is not None}
+    self.ui.update(self.pngs, self._status(), picture)
+
+def _stop_renderer(self:LiveDashboard):
+    if self.renderer is None: return
+    self._collect(self.renderer.stop())
+    self.renderer = None
+
+def _writer(self:LiveDashboard):
+    "The TensorBoard writer of the learner's `TensorBoardLogger`, when views go to TensorBoard."
+    logger = self.learn.get_cb(TensorBoardLogger) if self.tensorboard_every is not None else None
+    return getattr(logger, 'writer', None)
+
+def _control(self:LiveDashboard, name:str, key:str, value):
+    "A control changed (the kernel is idle, between cells): redraw that panel right here."
+    panel = self.panels[name]
+    setattr(panel, key, value)
+    draw = panel.drawer()
+    if draw is None: return
+    self.pngs[name] = png = draw(self.dpi)
+    self.ui.set_image(name, png)
+
+_methods(LiveDashboard, _refresh=_refresh, _collect=_collect, _push=_push, _stop_renderer=_stop_renderer,
+         _writer=_writer, _control=_control)
+
+# %% ../nbs/06_viz.ipynb #081ba7c6
+def _after_fit(self:LiveDashboard):
+    if not self.active: return
+    self._stop_renderer()  # the final views supersede drawings in flight
+    self._gather('after_fit')
+    drawers = {name: panel.drawer() for name, panel in self.panels.items()}
+    final = {name: draw(120) for name, draw in drawers.items() if draw is not None}
+    self.pngs |= final
+    export_views(final, {name: self.panels[name].file_name() for name in final}, self._figures_folder(),
+                 self._writer(), self.opt_steps)
+    if self.ui is None: return
+    self.ui.update(self.pngs, self._status(final=True))
+    controls = [key for controls in self.ui.panel_controls.values() for key in controls]
+    hint = (f"To explore the views by {' and '.join(controls)} again, live, run `explore()` on this dashboard in a new "
+            f"cell: `learn.{self.name}.explore()`.") if controls else None
+    self.ui.finish([final[name] for row in _layout(self.panels) for name in row if name in final], hint)
+
+def _status(self:LiveDashboard, final:bool=False)->str:
+    "The status line: progress, speed, time, the best epoch so far, and the panels' notes."
+    now, rows = time.perf_counter(), self.recorder.rows
+    iteration, n_iter = getattr(self.learn, 'iter', 0), max(getattr(self.learn, 'n_iter', 1), 1)
+    elapsed = now - self.start
+    eta = 0. if final else time_left(elapsed, stage_done(self.learn))
+    rate = self.recorder.images_per_second(now) if self.training else (rows[-1]['samples_per_s'] if rows else math.nan)
+    where = 'finished' if final else f'batch {iteration + 1}/{n_iter}' if self.training else 'epoch done'
+    parts = [f'<b>epoch {min(self.epoch + 1, self.n_epoch)}/{self.n_epoch}</b>', where, f'{rate:,.0f} img/s',
+             f'elapsed {format_duration(elapsed)}', f'ETA {format_duration(eta)}']
+    checkpoint = self.learn.get_cb(SaveCheckpoint)
+    if checkpoint is not None and checkpoint.best is not None:
+        parts.append(f'best {checkpoint.monitor} {checkpoint.best:.4f} (epoch {checkpoint.best_epoch + 1})')
+    return ' · '.join(parts + [note for panel in self.panels.values() for note in panel.status_notes()])
+
+_methods(LiveDashboard, after_fit=_after_fit, _status=_status)
+
+# %% ../nbs/06_viz.ipynb #c1f01c78
+@register_panel
+class CurvesPanel(Panel):
+    "Loss, metrics and learning rate per epoch, with the running training loss inside the epoch."
+    name, at_epoch_end, tight = 'curves', True, False  # `plot_curves` sets its own margins
+    def before_fit(self): self.running, self.lrs, self.start = [], [], time.perf_counter(); self.sampled = self.start
 
     def after_batch(self):
-        if not self.active: return
         progress = self.epoch + (self.iter + 1) / self.n_iter
         if self.iter % max(1, self.n_iter // 50) == 0: # the schedule's float: a compiled step's rate is a tensor on the device
             self.lrs.append((progress, getattr(self.learn, 'current_lr', None) or float(self.opt.param_groups[0]['lr'])))
-        if self.renderer is not None: self.renderer.pump()
-        if self.renderer is None or time.perf_counter() - self.last_update < self.every: return
-        if self.recorder.count:
+        if self.recorder.count and time.perf_counter() - self.sampled >= self.dash.every:
             self.running.append((progress, self.recorder.running_loss()))
-            self.changed.add('curves')
-        self._refresh()
+            self.sampled, self.changed = time.perf_counter(), True
 
-    def after_validate(self):
-        if self.active and self.split == 'val' and self.recorder.count:
-            self.val_preds = (self.recorder.last_targets, self.recorder.last_scores, self.epoch)
-            self.changed.add('confusion')
-
-    def after_epoch(self):
-        if not self.active: return
-        self.changed.add('curves')
-        self._refresh(epoch_end=True)
-
-    def after_fit(self):
-        if not self.active: return
-        self._stop_renderer()  # the final views supersede drawings in flight
-        self.running = []  # the epochs' rows tell the whole story now
-        if self.kind is not None: self.views = self._capture(final=True)  # the best weights, after SaveCheckpoint
-        drawers = {name: panel.drawer() for name, panel in self.panels.items()}
-        final = {name: draw(120) for name, draw in drawers.items() if draw is not None}
-        self.pngs |= final
-        export_views(final, {name: self.panels[name].file_name() for name in final}, self._figures_folder(),
-                     self._writer(), self.opt_steps)
-        if self.ui is not None:
-            self.ui.update(self.pngs, self._status(final=True))
-            self.ui.finish(_picture(self.pngs, _layout(self.panels)))
-
-    def cleanup_fit(self):
-        self._stop_renderer()
-        self.active = False
-
-    def _stop_renderer(self):
-        if self.renderer is None: return
-        self._collect(self.renderer.stop())
-        self.renderer = None
-
-    def _capture(self, final:bool=False)->dict:
-        "The map view's data for the model as it is, with a note of which weights these are."
-        checkpoint = self.learn.get_cb(SaveCheckpoint)
-        if not final: note = f'epoch {self.epoch + 1}' + (f', batch {self.iter + 1}' if self.training else ' done')
-        elif checkpoint is not None and checkpoint.load_best and checkpoint.best_epoch is not None:
-            note = f'best weights (epoch {checkpoint.best_epoch + 1})'
-        else: note = 'final weights'
-        return capture_views(self.model, self.view_x, top=8, autocast=self.learn.autocast) | dict(note=note)
-
-    def _refresh(self, epoch_end:bool=False):
-        "Hand the renderer the panels whose numbers changed and whose time has come; show what is drawn."
-        # with nothing to draw them for (no widgets, no TensorBoard), the views wait for the end of the fit
-        if self.renderer is None: return
-        now = self.last_update = time.perf_counter()
-        due = {name: self.tensorboard_every is not None and now - self.last_tensorboard[name] >= self.tensorboard_every
-               for name in self.panels}  # views whose time to go to TensorBoard has come
-        # without widgets the views are drawn only for TensorBoard: until one is due, nothing to capture or draw
-        if not self.show and not any(due.values()): return self.renderer.pump()
-        if self.kind is not None and (now - self.last_maps >= self.maps_every or self.views is None):
-            self.views, self.last_maps = self._capture(), now
-            self.changed.add('maps')
-        # without widgets the views are drawn only for TensorBoard, so no more often than it takes them
-        interval = self.every if self.show else max(self.every, self.tensorboard_every or 0)
-        for name, panel in self.panels.items():
-            # epoch-end views skip the budget, though no more often than `every` (epochs of a second, on a GPU)
-            urgent = self.show and epoch_end and panel.at_epoch_end and now - self.last_epoch_end[name] >= self.every
-            if urgent: self.last_epoch_end[name] = now
-            if name not in self.changed or (now - self.last_drawn[name] < interval and not urgent): continue
-            tensorboard = due[name]
-            if not self.show and not tensorboard: continue
-            draw = panel.drawer()
-            if draw is None: continue
-            self.renderer.submit(name, partial(draw, self.dpi), self.opt_steps, tensorboard, urgent)
-            self.changed.discard(name); self.last_drawn[name] = now
-            if tensorboard: self.last_tensorboard[name] = now
-        if self.show and epoch_end:
-            renderer, rows = self.renderer, _layout(self.panels)
-            renderer.submit('picture', lambda: _picture(renderer.latest_pngs(), rows), urgent=True)
-        self.renderer.pump()
-        if self.show: self._push()
+    def after_epoch(self): self.changed = True
+    def after_fit(self): self.running = []
 
     def progress_note(self)->str:
         "Epochs done, throughput and time, for readers of the learning curves."
@@ -846,78 +919,149 @@ class LiveDashboard(Callback):
         rate = f" · {rows[-1]['samples_per_s']:,.0f} img/s" if rows else ''
         return f'{done}/{self.n_epoch} epochs{rate} · {format_duration(time.perf_counter() - self.start)} elapsed'
 
+    def snapshot(self):
+        if not (self.recorder.rows or self.running): return None
+        return list(self.recorder.rows), list(self.running), list(self.lrs), self.progress_note()
+
+    def draw(self, snap):
+        rows, running, lrs, progress = snap
+        return plot_curves(rows, running, lrs, title=f'Learning curves · {progress}')
+
+# %% ../nbs/06_viz.ipynb #bd7b6343
+def _dropdown(options:list, value, description:str):
+    "A dropdown wide enough for its longest option (ipywidgets' default width cuts long ones off)."
+    import ipywidgets as W
+    width = max(len(str(label)) for label, _ in options) + len(description) + 8  # the arrow and the gaps
+    return W.Dropdown(options=options, value=value, description=description, style=dict(description_width='initial'),
+                      layout=W.Layout(width=f'{width}ch'))
+
+def _pick_images(y:Tensor, n:int, multi_label:bool)->list[int]:
+    "Positions of up to `n` images, one per class first where labels are classes."
+    if multi_label: return list(range(min(n, len(y))))
+    first = {}
+    for i, label in enumerate(y.reshape(-1).tolist()): first.setdefault(label, i)
+    chosen = sorted(first.values())[:n]
+    return sorted(chosen + [i for i in range(len(y)) if i not in chosen][:n - len(chosen)])
+
+def _map_controls(model:nn.Module, kind:str|None, layer, head:int)->dict:
+    "The map view's controls: a ResNet's layer (or all), a ViT's block and head."
+    if kind == 'features':
+        options = [('overview: top channels of every layer', 'overview')]
+        options += [(f'{name}: its 8 most active channels', name) for name in tap_modules(unwrap(model))]
+        return dict(layer=_dropdown(options, layer, 'layer'))
+    if kind != 'attention': return {}
+    model = unwrap(model)
+    blocks, heads = len(model.blocks), model.blocks[0].attn.num_heads
+    return dict(layer=_dropdown([(f'layer {i + 1}', i) for i in range(blocks)], layer % blocks, 'layer'),
+                head=_dropdown([('mean of heads', -1)] + [(f'head {h}', h) for h in range(heads)], head, 'head'))
+
+# %% ../nbs/06_viz.ipynb #7453b38c
+@register_panel
+class MapsPanel(Panel):
+    "What the model makes of a few fixed images: a ResNet's most active channels per layer, or a ViT's attention."
+    name = 'maps'
+    def __init__(self, dash=None):
+        super().__init__(dash)
+        # what it shows: a ResNet's 'overview' or one of its taps (layer1..layer4); a ViT's block (-1: the last) and head (-1: their mean)
+        self.kind, self.captured, self.layer, self.head = None, None, 'overview', -1
+
+    def file_name(self): return 'feature_maps.png' if self.kind == 'features' else 'attention_maps.png'
+    def controls(self): return _map_controls(self.model, self.kind, self.layer, self.head)
+
+    def before_fit(self):
+        self.kind, self.captured, self.captured_at = map_kind(self.model), None, -math.inf
+        if self.kind is None: return
+        if self.kind == 'attention': self.layer = -1
+        x, y, idx = next(iter(self.dls.val))
+        keep = _pick_images(y.cpu(), self.dash.n_images, self.task == 'multi-label')
+        self.inputs, self.targets = x[keep], y[keep].cpu()
+        self.images = self.dls.val.fetch(idx[keep].numpy()).cpu().numpy()
+
+    def after_batch(self):  # time for a new look; `snapshot` takes it, when the view is drawn
+        if self.kind is not None and time.perf_counter() - self.captured_at >= self.dash.maps_every: self.changed = True
+
+    def after_fit(self):  # the best weights, which SaveCheckpoint put back
+        if self.kind is not None: self.captured, self.changed = self._capture(final=True), False
+
+    def _capture(self, final:bool=False)->dict:
+        "The view's numbers for the model as it is, with a note of which weights these are."
+        checkpoint = self.learn.get_cb(SaveCheckpoint)
+        if not final: note = f'epoch {self.epoch + 1}' + (f', batch {self.iter + 1}' if self.training else ' done')
+        elif checkpoint is not None and checkpoint.load_best and checkpoint.best_epoch is not None:
+            note = f'best weights (epoch {checkpoint.best_epoch + 1})'
+        else: note = 'final weights'
+        self.captured_at = time.perf_counter()
+        return capture_views(self.model, self.inputs, top=8, autocast=self.learn.autocast) | dict(note=note)
+
+    def snapshot(self):
+        if self.kind is None: return None
+        if self.changed or self.captured is None: self.captured = self._capture()
+        titles = prediction_titles(self.captured['logits'], self.targets, self.dash.label_names, self.task == 'multi-label')
+        return self.captured, self.images, titles, self.layer, self.head, self.dash.top
+
+    def draw(self, snap):
+        captured, images, titles, layer, head, top = snap
+        if captured['kind'] == 'features':
+            layers, top = (None, top) if layer == 'overview' else ([layer], 8)
+            title = f"Feature maps: the {top} most active channels of {'each layer' if layers is None else layer} · {captured['note']}"
+            return plot_feature_maps(images, captured['maps'], layers, top, titles, title)
+        return plot_attention(images, captured['rollout'], captured['cls'], layer, None if head == -1 else head, titles,
+                              f"Where the ViT looks · {captured['note']}")
+
+# %% ../nbs/06_viz.ipynb #d6a438cb
+@register_panel
+class GradientsPanel(Panel):
+    "Mean and largest |gradient| of every weight, measured every `grad_every` optimizer steps and at the last."
+    name, wide = 'gradients', False
+    def file_name(self): return 'gradient_flow.png'
+    def before_fit(self): self.grads = None
+
+    def before_step(self):
+        last = self.epoch == self.n_epoch - 1 and self.iter == self.n_iter - 1
+        if self.opt_steps % self.dash.grad_every == 0 or last:
+            self.grads = dict(gradient_flow(self.model), step=self.opt_steps + 1, epoch=self.epoch)
+            self.changed = True
+
     def judged(self, grads:dict # a measurement, with its `step`
               )->bool:
         "Whether vanishing gradients count as a fault at this step (not during warm-up, see `plot_gradient_flow`)."
-        return grads['step'] > self.grad_warmup
+        return grads['step'] > self.dash.grad_warmup
 
-    def explore(self): # an ipywidgets box
-        "The map view and its controls, live again after the fit (whose output became a picture)."
-        if self.ui is None: raise ValueError("explore() needs the dashboard's widgets: use display='widgets' (or 'auto' in a Jupyter kernel) and fit first.")
-        return self.ui.explorer()
-
-    def _collect(self, results:dict|None=None # from the renderer; default: what it has finished since the last call
-                )->dict: # panel -> PNG
-        "The drawings finished; a failed drawing is reported once per panel, never fatal."
-        done = {}
-        for panel, (png, error) in (self.renderer.take() if results is None else results).items():
-            if error is None: done[panel] = png
-            elif panel not in self.failed:
-                self.failed.add(panel); warnings.warn(f'LiveDashboard could not draw {panel}: {error!r}')
-        return done
-
-    def _writer(self):
-        "The TensorBoard writer of the learner's `TensorBoardLogger`, when views go to TensorBoard."
-        logger = self.learn.get_cb(TensorBoardLogger) if self.tensorboard_every is not None else None
-        return getattr(logger, 'writer', None)
-
-    def _figures_folder(self)->Path|None:
-        if self.figures is None: return None
-        folder = Path(self.figures)
-        if folder.is_absolute(): return folder
-        return self.path/folder if self.path is not None else None
-
-    # -- widgets: touched from the kernel's thread only ---------------------------------------------------------------
-    def _control(self, name:str, key:str, value):
-        "A control changed (the kernel is idle, between cells): redraw that panel right here."
-        panel = self.panels[name]
-        setattr(panel, key, value)
-        draw = panel.drawer()
-        if draw is None: return
-        self.pngs[name] = png = draw(self.dpi)
-        self.ui.set_image(name, png)
-
-    def _status(self, final:bool=False)->str:
-        now, rows = time.perf_counter(), self.recorder.rows
-        iteration, n_iter = getattr(self.learn, 'iter', 0), max(getattr(self.learn, 'n_iter', 1), 1)
-        elapsed = now - self.start
-        eta = 0. if final else time_left(elapsed, stage_done(self.learn))
-        rate = self.recorder.images_per_second(now) if self.training else (rows[-1]['samples_per_s'] if rows else math.nan)
-        where = 'finished' if final else f'batch {iteration + 1}/{n_iter}' if self.training else 'epoch done'
-        parts = [f'<b>epoch {min(self.epoch + 1, self.n_epoch)}/{self.n_epoch}</b>', where, f'{rate:,.0f} img/s',
-                 f'elapsed {format_duration(elapsed)}', f'ETA {format_duration(eta)}']
-        checkpoint = self.learn.get_cb(SaveCheckpoint)
-        if checkpoint is not None and checkpoint.best is not None:
-            parts.append(f'best {checkpoint.monitor} {checkpoint.best:.4f} (epoch {checkpoint.best_epoch + 1})')
-        return ' · '.join(parts + self._gradient_notes())
-
-    def _gradient_notes(self)->list[str]:
-        "Warnings about the last gradient measurement; at initialisation, zero gradients are explained, not flagged."
+    def status_notes(self):
+        "Warnings about the last measurement; at initialisation, zero gradients are explained, not flagged."
         if self.grads is None: return []
         step, notes = self.grads['step'], []
-        for kind, layers in flag_gradients(self.grads, self.vanishing, self.exploding).items():
+        for kind, layers in flag_gradients(self.grads, self.dash.vanishing, self.dash.exploding).items():
             if not layers: continue
             if kind == 'vanishing' and not self.judged(self.grads):
                 notes.append(f"<span style='color:#666'>{len(layers)} layer(s) without gradient at step {step}, as at "
-                             f"initialisation (e.g. zero-initialised residual branches); judged from step {self.grad_warmup + 1}</span>")
+                             f"initialisation (e.g. zero-initialised residual branches); judged from step {self.dash.grad_warmup + 1}</span>")
             else:
                 notes.append(f"<span style='color:#c00'>⚠ {len(layers)} {kind} gradient(s) at step {step}: "
                              f"{', '.join(layers[:3])}{' …' if len(layers) > 3 else ''}</span>")
         return notes
 
-    def _push(self):
-        "Put finished drawings into the widgets, and the picture of the dashboard into the output (training thread)."
-        done = self._collect()
-        picture = done.pop('picture', None)
-        self.pngs |= {k: v for k, v in done.items() if v is not None}
-        self.ui.update(self.pngs, self._status(), picture)
+    def snapshot(self):
+        if self.grads is None: return None
+        return self.grads, self.dash.vanishing, self.dash.exploding, self.judged(self.grads)
+
+    def draw(self, snap):
+        grads, vanishing, exploding, judged = snap
+        return plot_gradient_flow(grads, vanishing, exploding, f"step {grads['step']} (epoch {grads['epoch'] + 1})", judged)
+
+# %% ../nbs/06_viz.ipynb #bfd27727
+@register_panel
+class ConfusionPanel(Panel):
+    "The confusion matrix of the last validation pass."
+    name, at_epoch_end, wide = 'confusion', True, False
+    def file_name(self): return 'confusion_matrix_val.png'
+    def before_fit(self): self.val_preds = None
+    def after_validate(self):
+        if self.split == 'val' and self.recorder.count:
+            self.val_preds, self.changed = (self.recorder.last_targets, self.recorder.last_scores, self.epoch), True
+    def snapshot(self):
+        if self.val_preds is None: return None
+        return *self.val_preds, self.task, self.dash.label_names
+    def draw(self, snap):
+        targets, scores, epoch, task, names = snap
+        return plot_confusion(targets, scores, task, names, f'Validation, epoch {epoch + 1}')
