@@ -4,18 +4,45 @@
 
 # %% ../nbs/00_core.ipynb #3b3ccd14
 from __future__ import annotations
-import os, gc, json, random, socket, hashlib, platform, subprocess, configparser, contextlib, importlib.metadata
+import os, gc, json, random, socket, hashlib, inspect, platform, subprocess, configparser, contextlib, importlib.metadata, warnings
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['AMP_CHOICES', 'TASKS', 'project_root', 'data_root', 'experiments_root', 'figures_root', 'shared_data', 'env_override',
-           'atomic_path', 'write_json', 'pid_alive', 'remove_stale_partials', 'file_digests', 'FolderLockedError',
-           'lock_folder', 'unlock_folder', 'as_device', 'default_device', 'synchronize', 'to_device', 'cpu_has_bf16',
-           'amp_dtype', 'needs_grad_scaler', 'check_task', 'seed_everything', 'is_main_process', 'in_jupyter_kernel',
-           'free_memory', 'git_info', 'hardware_info', 'run_metadata']
+__all__ = ['AMP_CHOICES', 'TASKS', 'patch_method', 'renamed_keywords', 'project_root', 'data_root', 'experiments_root',
+           'figures_root', 'shared_data', 'env_override', 'atomic_path', 'write_json', 'pid_alive',
+           'remove_stale_partials', 'file_digests', 'FolderLockedError', 'lock_folder', 'unlock_folder', 'as_device',
+           'default_device', 'synchronize', 'to_device', 'cpu_has_bf16', 'amp_dtype', 'needs_grad_scaler', 'check_task',
+           'seed_everything', 'is_main_process', 'in_jupyter_kernel', 'free_memory', 'git_info', 'hardware_info',
+           'run_metadata']
+
+# %% ../nbs/00_core.ipynb #2b467e6b
+def patch_method(f:Callable, # `def name(self:Cls, ...)`: its first parameter is annotated with the class
+                )->Any: # what the module's name `f.__name__` was before (usually None): the method lives on the class
+    "Decorator: add `f` to the class its first parameter is annotated with, as the method of the same name."
+    inner = inspect.unwrap(f)  # a decorated function (a context manager, say) is read through its `__wrapped__`
+    first = inner.__code__.co_varnames[0] if inner.__code__.co_argcount else None
+    cls = inner.__annotations__.get(first)
+    if isinstance(cls, str): cls = eval(cls, inner.__globals__)  # postponed annotations are strings: resolved where f lives
+    if not isinstance(cls, type):
+        raise TypeError(f"@patch_method needs {f.__name__}'s first parameter annotated with a class, as in `def {f.__name__}(self:Cls)`.")
+    f.__qualname__ = f'{cls.__name__}.{f.__name__}'
+    setattr(cls, f.__name__, f)
+    return inner.__globals__.get(f.__name__)
+
+# %% ../nbs/00_core.ipynb #c23a8431
+def renamed_keywords(given:dict, # the keywords collected by `**kwargs`
+                     renames:dict, # old name -> new name
+                     where:str, # the callable's name, for the messages
+                    )->dict: # the given values under their new names
+    "Old keyword names accepted with a `FutureWarning` that names the new one; an unknown keyword is a `TypeError`."
+    for old in given:
+        if old not in renames: raise TypeError(f"{where}() got an unexpected keyword argument {old!r}")
+        warnings.warn(f"{where}({old}=...) is now {renames[old]}=...; the old name will go in a later release.", FutureWarning, stacklevel=3)
+    return {renames[old]: value for old, value in given.items()}
 
 # %% ../nbs/00_core.ipynb #09df75a7
 def project_root(start:Path|str|None=None, # folder to search upwards from; default: the working directory

@@ -878,8 +878,8 @@ def git_commit_results(folder:Path|str, # a finished run folder
     return res
 
 # %% ../nbs/07_experiment.ipynb #f8db1c06
-def stage_dashboard(cfg:StageConfig, data:StageData)->LiveDashboard: # live views, shown when `cfg.live` (in a kernel)
-    "The stage's live dashboard: its final views go to the run's figures/ whether it is shown or not."
+def stage_dashboard(cfg:StageConfig, data:StageData)->LiveDashboard: # live panels, shown when `cfg.live` (in a kernel)
+    "The stage's live dashboard: its final panels go to the run's figures/ whether it is shown or not."
     return LiveDashboard(label_names=list(data.ds.label_names), display='auto' if cfg.live else 'none')
 
 # %% ../nbs/07_experiment.ipynb #6bcfde5f

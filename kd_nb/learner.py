@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_learner.ipynb #1bd5a1a2
 from __future__ import annotations
-import contextlib, difflib, errno, inspect, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
+import bisect, contextlib, difflib, errno, inspect, math, os, pickle, random, resource, shutil, sys, threading, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,7 @@ import torch.nn as nn
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .core import atomic_path, default_device, to_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json
+from .core import atomic_path, default_device, to_device, amp_dtype, needs_grad_scaler, is_main_process, run_metadata, write_json, patch_method
 from .losses import make_loss, LossParts, Outputs
 from .metrics import classification_metrics, scores_from_logits, MetricsCSV
 from .models import export_model, Tapped, forward_taps
@@ -21,12 +21,12 @@ from .distributed import get_world_size, all_sum, all_true, gather_cat, barrier,
 
 # %% auto #0
 __all__ = ['EVENTS', 'CancelBatchException', 'CancelStepException', 'CancelTrainException', 'CancelValidException',
-           'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'Recorder', 'adamw', 'Learner',
-           'fit', 'unwrap', 'method_module', 'make_opt', 'validate', 'get_preds', 'cosine_lr', 'CosineSchedule',
-           'GradAccumulation', 'GradClip', 'MixedPrecision', 'ChannelsLast', 'CompileModel', 'CompiledStep', 'freeze',
-           'Distill', 'TeacherCache', 'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves',
-           'CheckpointWriteError', 'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'format_duration', 'time_left',
-           'stage_done', 'ProgressBar', 'DataParallel', 'MethodGradSync', 'make_learner']
+           'CancelEpochException', 'CancelFitException', 'ShadowingWarning', 'Callback', 'FoldingList', 'Recorder',
+           'adamw', 'Learner', 'unwrap', 'cosine_lr', 'CosineSchedule', 'GradAccumulation', 'GradClip',
+           'MixedPrecision', 'ChannelsLast', 'CompileModel', 'CompiledStep', 'freeze', 'Distill', 'TeacherCache',
+           'CSVLogger', 'TensorBoardLogger', 'load_checkpoint', 'monitor_mode', 'improves', 'CheckpointWriteError',
+           'SaveCheckpoint', 'StopOnNaN', 'ExportModel', 'format_duration', 'time_left', 'stage_done', 'ProgressBar',
+           'DataParallel', 'MethodGradSync', 'make_learner']
 
 # %% ../nbs/05_learner.ipynb #c8d60399
 class CancelBatchException(Exception): "Skip the rest of this batch and go to `after_batch`."
@@ -110,6 +110,39 @@ class Callback:
 
     def __repr__(self): return type(self).__name__
 
+# %% ../nbs/05_learner.ipynb #fde6f1c2
+class FoldingList:
+    "Per-batch tensors kept as a few large ones: every `every` appends are folded into one tensor (one op)."
+    def __init__(self,
+                 fold=torch.cat, # turns a list of pending items into one tensor whose rows follow on from the last
+                 every:int=32, # appends between folds
+                ):
+        self.fold, self.every = fold, every
+        self.blocks, self.starts, self.pending, self.rows, self.n = [], [], [], 0, 0  # `starts`: each block's first row
+
+    def append(self, item):
+        "Keep `item`; fold the pending ones when there are `every` of them."
+        self.pending.append(item); self.n += 1
+        if len(self.pending) >= self.every: self.flush()
+
+    def flush(self):
+        "Fold the pending items into one block now."
+        if not self.pending: return
+        block = self.fold(self.pending)
+        self.blocks.append(block); self.starts.append(self.rows)
+        self.rows += block.shape[0]; self.pending = []
+
+    def cat(self, start:int=0, # the first row to return
+           )->Tensor|None: # the rows from `start` on, or None where there are none
+        "Every row kept from `start` on, as one tensor (one op, none where they lie in one block)."
+        self.flush()
+        if start >= self.rows: return None
+        i = bisect.bisect_right(self.starts, start) - 1
+        blocks = self.blocks[i:]
+        return (blocks[0] if len(blocks) == 1 else torch.cat(blocks))[start - self.starts[i]:]
+
+    def __len__(self): return self.n  # items appended, as a list counts them
+
 # %% ../nbs/05_learner.ipynb #ef12b667
 def _rss_peak_mb()->float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -127,8 +160,10 @@ class Recorder(Callback):
     def before_validate(self): self._start_split()
 
     def _start_split(self):
-        self.terms, self.losses, self.sizes = None, [], []  # the method's term names; per batch its detached parts and size
-        self.count, self.preds, self.targets, self.idxs = 0, [], [], []
+        self.terms, self.sizes, self.count = None, [], 0  # the method's term names; each batch's size; images so far
+        # per batch: its detached loss and terms (one row), predictions, targets and sample indices
+        self.losses = FoldingList(lambda parts: torch.stack([v for part in parts for v in part]).view(len(parts), -1))
+        self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), FoldingList()
         self._running = (0, 0.)  # batches folded into `running_loss`, and their weighted sum
 
     def after_batch(self):
@@ -140,7 +175,7 @@ class Recorder(Callback):
         elif tuple(parts.terms) != self.terms:
             raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "
                                "a method returns the same named terms for every batch (zero where a term does not apply).")
-        # kept, not summed: a batch costs the device nothing here; the split reduces them once, at its end. Detached
+        # kept, not summed: a batch costs the device nothing here (one fold per 32); the split reduces them at its end. Detached
         # where they hold a graph (a detach is a new tensor: labels, constant terms and validation outputs need none)
         total = parts.total.detach() if parts.total.requires_grad else parts.total
         # a term that is the total itself (the hard-label term, without a teacher) shares its detached copy
@@ -150,32 +185,37 @@ class Recorder(Callback):
         self.preds.append(pred.detach() if pred.requires_grad else pred); self.targets.append(learn.yb); self.idxs.append(learn.idx)
 
 # %% ../nbs/05_learner.ipynb #73d8563a
+@patch_method
 def weighted_sums(self:Recorder, start:int=0, # the first batch to sum from
                  )->Tensor|None: # (1 + terms,) float64 on the CPU: each part times its batch size, summed
     "The loss and each named term over this split's batches from `start` on, weighted by batch size (one copy to the host)."
-    if len(self.losses) <= start: return None
-    parts = torch.stack([torch.stack([v.float() for v in part]) for part in zip(*self.losses[start:])])
+    rows = self.losses.cat(start)
+    if rows is None: return None
+    parts = rows.float().T.contiguous()  # (1 + terms, batches)
     return parts.cpu().double() @ torch.tensor(self.sizes[start:], dtype=torch.float64)  # float64: exact enough in any order
 
+@patch_method
 def running_loss(self:Recorder)->float: # the mean loss over this split's batches so far (NaN before the first)
     "The running mean loss, for progress displays: only the batches since the last call are reduced (one device read)."
     done, total = self._running
     if len(self.losses) > done: self._running = (len(self.losses), total + float(self.weighted_sums(done)[0]))
     return self._running[1] / self.count if self.count else float('nan')
 
+@patch_method
 def images_per_second(self:Recorder, now:float|None=None, # a `time.perf_counter()` reading; default: now
                      )->float: # this training split's images a second so far, every process together
     "The training throughput so far: each process trains as fast on its share of each batch."
     return self.count * get_world_size() / max((now or time.perf_counter()) - self.train_start, 1e-9)
-for f in (weighted_sums, running_loss, images_per_second): setattr(Recorder, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #29fa1813
+@patch_method
 def _gathered(self:Recorder)->tuple: # (predictions, targets) of every process, in sample order
-    preds, targets = torch.cat(self.preds).float(), torch.cat(self.targets)
+    preds, targets = self.preds.cat().float(), self.targets.cat()
     if get_world_size() == 1: return preds, targets
-    order = gather_cat(torch.cat(self.idxs)).argsort().to(preds.device)
+    order = gather_cat(self.idxs.cat()).argsort().to(preds.device)
     return gather_cat(preds)[order], gather_cat(targets)[order]
 
+@patch_method
 def _finish_split(self:Recorder)->dict:
     split = self.split
     sums = self.weighted_sums()
@@ -190,16 +230,18 @@ def _finish_split(self:Recorder)->dict:
     # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
     res |= metrics if self.finite else {k: float('nan') for k in metrics}
     self.last_scores, self.last_targets = scores, targets.cpu().numpy()
-    self.preds, self.targets, self.idxs = [], [], []
+    self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), FoldingList()  # a split's worth of device memory
     return {f'{split}_{k}': v for k, v in res.items()}
 
+@patch_method
 def after_train(self:Recorder):
     self.stats |= self._finish_split()
     self.train_time, self.train_samples = time.perf_counter() - self.train_start, self.n_seen
+@patch_method
 def after_validate(self:Recorder): self.stats |= self._finish_split()
-for f in (_gathered, _finish_split, after_train, after_validate): setattr(Recorder, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #2c72b52d
+@patch_method
 def after_epoch(self:Recorder):
     gpu = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == 'cuda' else None
     self.row = dict(epoch=self.epoch, **self.stats, lr=float(self.opt.param_groups[0]['lr']),
@@ -208,11 +250,11 @@ def after_epoch(self:Recorder):
                     gpu_peak_mb=gpu, rss_peak_mb=_rss_peak_mb())
     self.rows.append(self.row)
 
+@patch_method
 def metric(self:Recorder, name:str # a column of the row, e.g. 'val_acc'
           )->float: # its value in the last finished epoch
     "A value from the last epoch's row."
     return self.row[name]
-for f in (after_epoch, metric): setattr(Recorder, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #8d8401f2
 def adamw(model:nn.Module, # model whose parameters are optimised
@@ -282,6 +324,7 @@ class Learner:
         self(after)
 
 # %% ../nbs/05_learner.ipynb #a29ce11f
+@patch_method
 def add_cbs(self:Learner, cbs:list # callbacks to attach
            ):
     "Attach callbacks; each becomes an attribute named after it (`learn.recorder`)."
@@ -293,6 +336,7 @@ def add_cbs(self:Learner, cbs:list # callbacks to attach
     self._sort_cbs()
     return self
 
+@patch_method
 def _sort_cbs(self:Learner):
     "Order the callbacks; list for each event the ones that handle it, and for each event and phase what it calls."
     self.cbs.sort(key=lambda cb: cb.order)
@@ -307,6 +351,7 @@ def handler(cb:Callback, # an attached callback
     "What firing `event` calls for `cb`: its class's method (`kd_nb.bench.callback_times` wraps it to time it)."
     return getattr(type(cb), event)
 
+@patch_method
 def remove_cbs(self:Learner, cbs:list # callbacks to detach
               ):
     "Detach callbacks."
@@ -316,6 +361,7 @@ def remove_cbs(self:Learner, cbs:list # callbacks to detach
     self._sort_cbs()
     return self
 
+@patch_method
 @contextlib.contextmanager
 def added_cbs(self:Learner, cbs:list # callbacks attached for the duration of the block
              ):
@@ -324,14 +370,15 @@ def added_cbs(self:Learner, cbs:list # callbacks attached for the duration of th
     try: yield self
     finally: self.remove_cbs(cbs)
 
+@patch_method
 def get_cb(self:Learner, cls:type # a callback class
           ):
     "The attached callback that is an instance of `cls`, or None."
     return next((cb for cb in self.cbs if isinstance(cb, cls)), None)
-for f in (add_cbs, _sort_cbs, remove_cbs, added_cbs, get_cb): setattr(Learner, f.__name__, f)
 Learner.handler = staticmethod(handler)
 
 # %% ../nbs/05_learner.ipynb #0632b149
+@patch_method
 def _one_batch(self:Learner):
     if self.training and self.compiled_step is not None: return self._compiled_batch()
     if self.autocast is contextlib.nullcontext: out = self.model(self.xb)  # full precision: no context to enter a batch
@@ -349,25 +396,28 @@ def _one_batch(self:Learner):
     self.scaler.scale(self.loss).backward()
     self._with_events(self._step, 'step', CancelStepException)
 
+@patch_method
 def _compiled_batch(self:Learner):
     "A training batch through `compiled_step`: forward, loss, backward and the optimizer's step in one call."
     self.out, self.loss_parts = self.compiled_step(self.xb, self.yb, self.teacher_out, self.idx)
     self.pred, self.loss = self.out.logits, self.loss_parts.total
     self.opt_steps += 1
 
+@patch_method
 def _step(self:Learner):
     self.scaler.step(self.opt)
     self.scaler.update()
     self.opt.zero_grad(set_to_none=True)
     self.opt_steps += 1
-for f in (_one_batch, _compiled_batch, _step): setattr(Learner, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #4a4d83ad
+@patch_method
 def _all_batches(self:Learner):
     for self.iter, (self.xb, self.yb, self.idx) in enumerate(self.dl):
         self.teacher_out = None
         self._with_events(self._one_batch, 'batch', CancelBatchException)
 
+@patch_method
 def _do_train(self:Learner):
     self.training, self.split, self.dl = True, 'train', self.dls.train
     self.n_iter = len(self.dl)
@@ -375,23 +425,26 @@ def _do_train(self:Learner):
     if hasattr(self.dl, 'set_epoch'): self.dl.set_epoch(self.epoch)
     self._with_events(self._all_batches, 'train', CancelTrainException)
 
+@patch_method
 def _do_validate(self:Learner, split:str='val'):
     self.training, self.split, self.dl = False, split, getattr(self.dls, split)
     self.n_iter = len(self.dl)
     self.model.eval(); self.method_module().eval()
     with torch.no_grad(): self._with_events(self._all_batches, 'validate', CancelValidException)
 
+@patch_method
 def _do_epoch(self:Learner):
     self._do_train()
     for split in self.eval_splits: self._do_validate(split)
 
+@patch_method
 def _do_fit(self:Learner):
     for epoch in range(self.start_epoch, self.n_epoch):
         self.epoch = epoch
         self._with_events(self._do_epoch, 'epoch', CancelEpochException)
-for f in (_all_batches, _do_train, _do_validate, _do_epoch, _do_fit): setattr(Learner, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #e5059201
+@patch_method
 def fit(self:Learner,
         n_epoch:int, # total number of epochs (a resumed run continues up to this number)
         test_every_epoch:bool=True, # also evaluate the test split after every epoch (logged, never selected on)
@@ -410,7 +463,6 @@ def fit(self:Learner,
             if self.exception is None: raise
             # the fit's own error is what happened (a full disk, say); a logger that then fails to close is its echo
             if hasattr(self.exception, 'add_note'): self.exception.add_note(f'(then, cleaning up: {type(e).__name__}: {e})')
-Learner.fit = fit
 
 # %% ../nbs/05_learner.ipynb #b34cd428
 def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
@@ -421,10 +473,12 @@ def unwrap(model:nn.Module # a model, possibly wrapped by `torch.compile` or DDP
         if inner is None: return model
         model = inner
 
+@patch_method
 def method_module(self:Learner)->nn.Module: # the loss, if it is a module (a `Method`), else an empty one
     "The distillation method as a module: its parameters and state go where the model's go."
     return self.loss_func if isinstance(self.loss_func, nn.Module) else nn.Module()
 
+@patch_method
 def make_opt(self:Learner)->torch.optim.Optimizer:
     "The optimizer: `opt_func` over the model, then the method's own parameters as groups of their own."
     opt = self.opt_func(unwrap(self.model), self.lr, self.weight_decay)  # unwrapped: timm's no-decay list names the model's own parameters
@@ -433,9 +487,9 @@ def make_opt(self:Learner)->torch.optim.Optimizer:
         from timm.optim import param_groups_weight_decay
         for group in param_groups_weight_decay(self.method_module(), self.weight_decay): opt.add_param_group(group)
     return opt
-for f in (method_module, make_opt): setattr(Learner, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #ec182ba4
+@patch_method
 def validate(self:Learner,
              split:str='val', # 'train', 'val' or 'test' (train is evaluated without augmentation only if its loader has none)
             )->dict: # that split's loss and metrics
@@ -444,14 +498,13 @@ def validate(self:Learner,
     self._do_validate(split)
     return {k.removeprefix(f'{split}_'): v for k, v in self.recorder.stats.items()}
 
+@patch_method
 def get_preds(self:Learner,
               split:str='val', # the split to predict
              )->tuple: # (scores (N, C) probabilities, targets) as NumPy arrays
     "Predicted probabilities and the labels for a split."
     self.validate(split)
     return self.recorder.last_scores, self.recorder.last_targets
-
-Learner.validate, Learner.get_preds = validate, get_preds
 
 # %% ../nbs/05_learner.ipynb #12eb9d50
 def cosine_lr(progress:float, # fraction of training done, in [0, 1]
@@ -815,6 +868,7 @@ class SaveCheckpoint(Callback):
                     **({'method': method} if (method := self.learn.method_module().state_dict()) else {}))
 
 # %% ../nbs/05_learner.ipynb #7b32e084
+@patch_method
 def _write(self:SaveCheckpoint, state:dict, best:bool):
     "Write `last.pt`, and make `best.pt` the same file (a hard link: no second write), each atomically."
     with atomic_path(self.last_path) as tmp: torch.save(state, tmp)
@@ -823,6 +877,7 @@ def _write(self:SaveCheckpoint, state:dict, best:bool):
         try: os.link(self.last_path, tmp)  # `last.pt` is replaced by a new file next epoch; the link keeps this one
         except OSError: shutil.copyfile(self.last_path, tmp)  # a file system without hard links
 
+@patch_method
 def _write_in_background(self:SaveCheckpoint, state:dict, arrived, best:bool):
     def write():
         try:
@@ -833,12 +888,14 @@ def _write_in_background(self:SaveCheckpoint, state:dict, arrived, best:bool):
     self.writer = threading.Thread(target=write, name='kd_nb checkpoint writer')
     self.writer.start()
 
+@patch_method
 def wait(self:SaveCheckpoint):
     "Wait until the checkpoint being written is on disk; raise `CheckpointWriteError` if writing it failed."
     if self.writer is not None: self.writer.join(); self.writer = None
     error, self.error = self.error, None
     if error is not None: raise CheckpointWriteError(self._failure(error)) from error
 
+@patch_method
 def _failure(self:SaveCheckpoint, error:BaseException)->str:
     "What failed, the disk's free space if it is full, and the checkpoint that is intact."
     folder = self.last_path.parent
@@ -850,11 +907,12 @@ def _failure(self:SaveCheckpoint, error:BaseException)->str:
                 'to another disk and move the run there), then run the same stage again; it resumes from that epoch.')
     return f'{why} No checkpoint of this run was written: make room, then run the stage again.'
 
+@patch_method
 def after_batch(self:SaveCheckpoint):
     if self.error is not None: self.wait()  # a failed write stops the fit now, not an epoch later
-for f in (_write, _write_in_background, wait, _failure, after_batch): setattr(SaveCheckpoint, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #1a507377
+@patch_method
 def before_fit(self:SaveCheckpoint):
     self.best, self.best_epoch, self.finished_epoch, self.best_weights, self.writer, self.error = (None,) * 6
     self.written_epoch = None  # the epoch `last.pt` holds, once known to be on disk
@@ -872,6 +930,7 @@ def before_fit(self:SaveCheckpoint):
     self.recorder.rows = list(state['rows'])
     self.learn.opt_steps, self.learn.start_epoch = state['opt_steps'], state['epoch'] + 1
 
+@patch_method
 def after_epoch(self:SaveCheckpoint):
     value = self.recorder.row[self.monitor]
     if math.isfinite(value) and improves(value, self.best, self.mode): self.best, self.best_epoch = value, self.epoch
@@ -884,6 +943,7 @@ def after_epoch(self:SaveCheckpoint):
     if best: self.best_weights = (state['model'], arrived)  # for the end of the fit: no waiting for a write, no reading
     self._write_in_background(state, arrived, best=best)
 
+@patch_method
 def after_fit(self:SaveCheckpoint):
     # The last write goes on while the later callbacks draw the final figures and export, until cleanup_fit.
     # The model holds the best weights already when the last epoch finished was the best (a tie goes to it, too).
@@ -896,11 +956,11 @@ def after_fit(self:SaveCheckpoint):
     else: return
     unwrap(self.model).load_state_dict(weights)
 
+@patch_method
 def cleanup_fit(self:SaveCheckpoint): # also after an error: the last checkpoint is complete when the fit returns or raises
     self.best_weights = None  # a model's worth of host memory
     if self.learn.exception is None: self.wait()  # a write that failed is the fit's error
     elif self.writer is not None: self.writer.join(); self.writer = None  # the fit's own error is the one to see
-for f in (before_fit, after_epoch, after_fit, cleanup_fit): setattr(SaveCheckpoint, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
@@ -927,12 +987,12 @@ class StopOnNaN(Callback):
 
     def _scan(self):
         "Fold the batches since the last check into `first_bad`, on the device: a few ops a check, none a step."
-        losses = self.recorder.losses
-        if len(losses) <= self.checked: return
-        bad = ~torch.isfinite(torch.stack([part[0] for part in losses[self.checked:]]))
+        rows = self.recorder.losses.cat(self.checked)
+        if rows is None: return
+        bad = ~torch.isfinite(rows[:, 0])
         first = torch.where(bad.any(), bad.int().argmax() + self.checked, -1)  # argmax: the first of the largest
         self.first_bad = first if self.first_bad is None else torch.where(self.first_bad >= 0, self.first_bad, first)
-        self.checked = len(losses)
+        self.checked += rows.shape[0]
 
     def _first_bad_step(self, wait:bool)->int:
         "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
@@ -1027,6 +1087,7 @@ class ProgressBar(Callback):
         self.last_time, self.last_iter = now, done
 
 # %% ../nbs/05_learner.ipynb #1f29582b
+@patch_method
 def after_batch(self:ProgressBar):
     done = self.learn.iter + 1
     if done < self.next_look: return
@@ -1042,18 +1103,22 @@ def after_batch(self:ProgressBar):
     since = now - self.last_time
     due = since >= self.every_s or done - self.last_iter >= self.every_fraction * self.n_iter
     if done < self.n_iter and due and since >= self.min_interval_s: self._line(done, now)
-    # a line due by batch count is looked for at its batch
-    self.next_look = min(self.next_look, self.last_iter + math.ceil(self.every_fraction * self.n_iter))
+    # a line due by batch count is looked for at its batch; one due but held back by `min_interval_s` waits a stride
+    due_at = self.last_iter + math.ceil(self.every_fraction * self.n_iter)
+    if due_at > done: self.next_look = min(self.next_look, due_at)
 
+@patch_method
 def after_train(self:ProgressBar):
     if hasattr(self, 'bar'): self.bar.close(); del self.bar
     elif self.active and self.lines and self.recorder.count:
         now = time.perf_counter()
         self._line(self.iter + 1, now, f' in {now - self.recorder.train_start:.1f} s')
 
+@patch_method
 def cleanup_fit(self:ProgressBar):
     if hasattr(self, 'bar'): self.bar.close(); del self.bar
 
+@patch_method
 def after_epoch(self:ProgressBar):
     if not self.active: return
     r = self.recorder.row
@@ -1061,7 +1126,6 @@ def after_epoch(self:ProgressBar):
     parts += [f"{k} {r[k]:.4f}" for k in ('val_loss', 'val_acc', 'val_f1', 'val_auc', 'test_acc') if k in r]
     parts += [f"{r['samples_per_s']:.0f} img/s", f"{r['epoch_time_s']:.1f} s"]
     print(' | '.join(parts))
-for f in (after_batch, after_train, cleanup_fit, after_epoch): setattr(ProgressBar, f.__name__, f)
 
 # %% ../nbs/05_learner.ipynb #8955b753
 class DataParallel(Callback):

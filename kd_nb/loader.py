@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import default_device, to_device
+from .core import default_device, to_device, patch_method
 from .data import PreparedDataset, counter_hash, _ORDER, _VIEW, _AUGMENT
 
 # %% auto #0
@@ -122,6 +122,7 @@ class ImageStore:
         return f"ImageStore({self.image_shape[0]:,} images of {tuple(self.image_shape[1:])}{margin}, {where}, batches to {self.device})"
 
 # %% ../nbs/01c_loader.ipynb #911a23b5
+@patch_method
 def source(self:ImageStore, idx:np.ndarray, # int64 sample indices
           )->tuple: # (uint8 (M, H + 2 pad, W + 2 pad, C) tensor holding the images, their rows in it)
     "Where the images of `idx` are gathered from: the whole prepared set, or, on disk, the batch's rows read in file order (their mirrors `len(idx)` rows on)."
@@ -131,6 +132,7 @@ def source(self:ImageStore, idx:np.ndarray, # int64 sample indices
     rows[order] = self.array[idx[order]]
     return self._prepared(torch.from_numpy(rows)), np.arange(len(idx))
 
+@patch_method
 def fetch(self:ImageStore, idx, # sample indices
          )->torch.Tensor: # uint8 (B, H, W, C) on the device
     "The raw images of samples `idx`, without the margin, on the device."
@@ -140,7 +142,6 @@ def fetch(self:ImageStore, idx, # sample indices
     x = source[rows][:, p:p + h, p:p + w].contiguous()
     # only a batch in host memory moves (pinned, without blocking); one gathered on the GPU is already there
     return to_device(x, self.device) if x.device.type == 'cpu' else x
-for f in (source, fetch): setattr(ImageStore, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #eb271ebf
 def _storage_refs(t:torch.Tensor)->int|None:
@@ -203,6 +204,7 @@ class DeviceTransform:
                 f"views={self.views}, seed={self.seed}, {'channels-last' if self.channels_last else 'NCHW'}, device={self.device})")
 
 # %% ../nbs/01c_loader.ipynb #0a1af3a8
+@patch_method
 def view_of(self:DeviceTransform, idx, # sample indices
             epoch:int, # the epoch
            )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
@@ -211,6 +213,7 @@ def view_of(self:DeviceTransform, idx, # sample indices
     if self.views is None: return torch.full(idx.shape, int(epoch), dtype=torch.int64)
     return torch.from_numpy((counter_hash(_VIEW, self.seed, epoch, idx) % np.uint64(self.views)).astype(np.int64))
 
+@patch_method
 def augment_params(self:DeviceTransform, idx, # sample indices, (B,)
                    view, # view per sample (or one for all)
                   )->tuple: # (offsets (B, 2) int64 [dy, dx] into the padded image, flips (B,) bool)
@@ -222,9 +225,9 @@ def augment_params(self:DeviceTransform, idx, # sample indices, (B,)
     offsets = np.stack([h % span, (h >> np.uint64(21)) % span], 1).astype(np.int64)
     flips = ((h >> np.uint64(42)) & np.uint64(1)).astype(bool) & self.flip
     return torch.from_numpy(offsets), torch.from_numpy(flips)
-for f in (view_of, augment_params): setattr(DeviceTransform, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #cd3720c9
+@patch_method
 def crop_index(self:DeviceTransform, rows:np.ndarray, # (B,) each image's row in the source; its mirror is `n_images` rows on
                offsets:np.ndarray, # (B, 2) [dy, dx] crop offsets into the padded image
                flips:np.ndarray, # (B,) bool: mirror the crop
@@ -233,25 +236,26 @@ def crop_index(self:DeviceTransform, rows:np.ndarray, # (B,) each image's row in
               )->np.ndarray: # (B, H) int64: the flat pixel offset where each output row starts
     "On the host: where each row of the cropped, flipped batch starts in the flattened source."
     _, hp, wp, _ = source_shape
-    h, w = hp - 2 * self.pad, wp - 2 * self.pad
+    h = hp - 2 * self.pad
     # a flipped crop is the mirror image's crop at the mirrored offset, read left to right
     image = np.where(flips, rows + n_images, rows)
     dx = np.where(flips, 2 * self.pad - offsets[:, 1], offsets[:, 1])
     return ((image * hp + offsets[:, 0])[:, None] + np.arange(h)) * wp + dx[:, None]
 
+@patch_method
 def crop(self:DeviceTransform, source:torch.Tensor, # uint8 (M, H + 2 pad, W + 2 pad, C), where the batch's images are
          row_starts:torch.Tensor, # (B, H) from `crop_index`, on the source's device
         )->torch.Tensor: # uint8 (B, H, W, C)
     "The cropped, flipped images in one `index_select`: each output row is a run of W pixels of the source."
-    (b, h), (_, hp, wp, c) = row_starts.shape, source.shape
+    (b, h), (_, _, wp, c) = row_starts.shape, source.shape
     w = wp - 2 * self.pad
     if self._windows is None or self._windows[0] is not source:
         # every pixel starts a window of W pixels (overlapping views of the same memory); a row is one window
         self._windows = (source, source.view(-1).as_strided((source.numel() // c - w + 1, w * c), (c, 1)))
     return self._windows[1].index_select(0, row_starts.view(-1)).view(b, h, w, c)
-for f in (crop_index, crop): setattr(DeviceTransform, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #54d52b62
+@patch_method
 def augment(self:DeviceTransform, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
             idx, # the samples' indices, (B,)
             view=0, # the view per sample (or one for all); ignored by eval loaders
@@ -264,6 +268,7 @@ def augment(self:DeviceTransform, x:torch.Tensor, # uint8 (B, H, W, C) batch on 
         x = self.crop(source, torch.from_numpy(starts).to(x.device))
     return self.finish(x)
 
+@patch_method
 def finish(self:DeviceTransform, x:torch.Tensor, # uint8 (B, H, W, C) on the device, cropped
           )->torch.Tensor: # float32 (B, out_channels, *img_size), normalised, channels-last unless turned off
     "Channel expansion, resize and normalisation."
@@ -285,14 +290,15 @@ def finish(self:DeviceTransform, x:torch.Tensor, # uint8 (B, H, W, C) on the dev
     if x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] == self.out_channels:
         return self._normalise_rows(x.permute(0, 2, 3, 1), out)
     return torch.addcmul(self._shift, x, self._scale, out=out) # a grayscale batch broadcast to 3 channels
-for f in (augment, finish): setattr(DeviceTransform, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #f4c7716d
+@patch_method
 def _output(self:DeviceTransform, shape:tuple, device, layout)->torch.Tensor:
     "Memory for a batch: recycled on the CPU, fresh on a GPU (whose caching allocator recycles it)."
     if self._pool is not None and device.type == 'cpu': return self._pool.take(shape, layout)
     return torch.empty(shape, device=device, memory_format=layout)
 
+@patch_method
 def _normalise_rows(self:DeviceTransform, x:torch.Tensor, # uint8 or float32 (B, H, W, C), contiguous
                     out:torch.Tensor, # float32 (B, C, H, W), channels-last (it may be `x` itself)
                    )->torch.Tensor: # `out`, = x*scale + shift
@@ -302,7 +308,6 @@ def _normalise_rows(self:DeviceTransform, x:torch.Tensor, # uint8 or float32 (B,
         self._rows = (self._scale.flatten().repeat(w), self._shift.flatten().repeat(w))
     torch.addcmul(self._rows[1], x.reshape(b * h, w * c), self._rows[0], out=out.permute(0, 2, 3, 1).view(b * h, w * c))
     return out
-for f in (_output, _normalise_rows): setattr(DeviceTransform, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #b7ecffb1
 class DeviceLoader:
@@ -380,12 +385,13 @@ DeviceLoader.mean = property(lambda self: self.transform.mean)
 DeviceLoader.std = property(lambda self: self.transform.std)
 DeviceLoader.image_shape = property(lambda self: self.store.image_shape)
 
+@patch_method
 def set_epoch(self:DeviceLoader, epoch:int): # the epoch the next iteration yields
     "Choose the epoch: the shuffling order and the views depend on (seed, epoch) only."
     self.epoch = int(epoch)
-DeviceLoader.set_epoch = set_epoch
 
 # %% ../nbs/01c_loader.ipynb #042b8a0c
+@patch_method
 def view_of(self:DeviceLoader, idx, # sample indices
             epoch:int, # the epoch
            )->torch.Tensor: # int64 view per sample: in [0, views), or `epoch` when views is None
@@ -394,12 +400,14 @@ def view_of(self:DeviceLoader, idx, # sample indices
         self._view_table = (epoch, self.transform.view_of(np.arange(self.dataset_size), epoch).numpy())
     return torch.from_numpy(self._view_table[1][np.asarray(idx, dtype=np.int64)])
 
+@patch_method
 def augment_params(self:DeviceLoader, idx, # sample indices, (B,)
                    view, # view per sample (or one for all)
                   )->tuple: # (offsets (B, 2) int64 [dy, dx] into the padded image, flips (B,) bool)
     "Crop offsets and flips of view `view` of samples `idx` (`DeviceTransform.augment_params`)."
     return self.transform.augment_params(idx, view)
 
+@patch_method
 def augment(self:DeviceLoader, x:torch.Tensor, # uint8 (B, H, W, C) batch on the device
             idx, # the samples' indices, (B,)
             view=0, # the view per sample (or one for all); ignored by eval loaders
@@ -407,13 +415,14 @@ def augment(self:DeviceLoader, x:torch.Tensor, # uint8 (B, H, W, C) batch on the
     "The whole on-device transform of raw images (`DeviceTransform.augment`)."
     return self.transform.augment(x, idx, view)
 
+@patch_method
 def fetch(self:DeviceLoader, idx, # sample indices
          )->torch.Tensor: # uint8 (B, H, W, C) on the device
     "The raw images of samples `idx`, moved to the device (`ImageStore.fetch`)."
     return self.store.fetch(idx)
-for f in (view_of, augment_params, augment, fetch): setattr(DeviceLoader, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #f5328071
+@patch_method
 def _batches(self:DeviceLoader, order:np.ndarray, views)->Iterator[tuple]:
     "The batches of `order` (int64 sample indices), under `views` (one per sample, or one for all)."
     tf, bs = self.transform, self.batch_size
@@ -434,6 +443,7 @@ def _batches(self:DeviceLoader, order:np.ndarray, views)->Iterator[tuple]:
         starts = tf.crop_index(order[part], offsets[part], flips[part], shape, len(self.store))
         for start in range(0, len(starts), bs): yield self._batch(order[first + start:first + start + bs], starts[start:start + bs])
 
+@patch_method
 def _batch(self:DeviceLoader, idx:np.ndarray, # the batch's sample indices
            row_starts:np.ndarray|None=None, # its crops' rows (`DeviceTransform.crop_index`), or None: whole images
            source:torch.Tensor|None=None, # where the images are; default: the store's
@@ -451,9 +461,9 @@ def _batch(self:DeviceLoader, idx:np.ndarray, # the batch's sample indices
         x, y = to_device(x, self.device), to_device(y, self.device)
     if self._class_labels is None: y = self._labels.index_select(0, y)
     return self.transform.finish(x), y, torch.from_numpy(idx)
-for f in (_batches, _batch): setattr(DeviceLoader, f.__name__, f)
 
 # %% ../nbs/01c_loader.ipynb #b2e6ed73
+@patch_method
 def iter_view(self:DeviceLoader, view:int, # the view every sample gets
               batch_size:int|None=None, # default: the loader's
              )->Iterator[tuple]: # (x, y, idx) over all of this rank's samples, in index order
@@ -461,7 +471,6 @@ def iter_view(self:DeviceLoader, view:int, # the view every sample gets
     if batch_size is None or batch_size == self.batch_size: return self._batches(self.order.in_index_order(), view)
     loader = copy.copy(self); loader.order = copy.copy(self.order); loader.order.batch_size = int(batch_size)
     return loader.iter_view(view)
-DeviceLoader.iter_view = iter_view
 
 # %% ../nbs/01c_loader.ipynb #44eb29d9
 @dataclass
