@@ -163,7 +163,8 @@ class Recorder(Callback):
         self.terms, self.sizes, self.count = None, [], 0  # the method's term names; each batch's size; images so far
         # per batch: its detached loss and terms (one row), predictions, targets and sample indices
         self.losses = FoldingList(lambda parts: torch.stack([v for part in parts for v in part]).view(len(parts), -1))
-        self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), FoldingList()
+        # sample indices only where they are read: with several processes, to put the gathered predictions in order
+        self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), FoldingList() if get_world_size() > 1 else None
         self._running = (0, 0.)  # batches folded into `running_loss`, and their weighted sum
 
     def after_batch(self):
@@ -182,7 +183,8 @@ class Recorder(Callback):
         self.losses.append((total, *(total if v is parts.total else v.detach() if v.requires_grad else v for v in parts.terms.values())))
         self.sizes.append(n); self.count += n
         pred = learn.pred
-        self.preds.append(pred.detach() if pred.requires_grad else pred); self.targets.append(learn.yb); self.idxs.append(learn.idx)
+        self.preds.append(pred.detach() if pred.requires_grad else pred); self.targets.append(learn.yb)
+        if self.idxs is not None: self.idxs.append(learn.idx)
 
 # %% ../nbs/05_learner.ipynb #73d8563a
 @patch_method
@@ -230,7 +232,7 @@ def _finish_split(self:Recorder)->dict:
     # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
     res |= metrics if self.finite else {k: float('nan') for k in metrics}
     self.last_scores, self.last_targets = scores, targets.cpu().numpy()
-    self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), FoldingList()  # a split's worth of device memory
+    self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), None  # a split's worth of device memory
     return {f'{split}_{k}': v for k, v in res.items()}
 
 @patch_method
