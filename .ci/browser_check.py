@@ -165,7 +165,7 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix='kd_nb-browser-'))
     shots = work/'screenshots'; shots.mkdir()
     notebook = stage_notebook(work, args.arch, args.epochs)
-    analysis = analysis_notebook(work)  # beside it, as in nbs/: the stage notebook's prose links to it
+    analysis = analysis_notebook(work)  # beside it from the start, as in nbs/
     port, token = free_port(), secrets.token_hex(16)
     lab = start_lab(work, port, token)
     console_errors = []
