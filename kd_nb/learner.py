@@ -232,7 +232,7 @@ def _finish_split(self:Recorder)->dict:
     # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
     res |= metrics if self.finite else {k: float('nan') for k in metrics}
     self.last_scores, self.last_targets = scores, targets.cpu().numpy()
-    self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), None  # a split's worth of device memory
+    self.preds = self.targets = self.idxs = None  # a split's worth of device memory, freed; the next split makes its own
     return {f'{split}_{k}': v for k, v in res.items()}
 
 @patch_method
