@@ -112,36 +112,49 @@ class Callback:
 
 # %% ../nbs/05_learner.ipynb #fde6f1c2
 class FoldingList:
-    "Per-batch tensors kept as a few large ones: every `every` appends are folded into one tensor (one op)."
+    "Per-batch records kept as a few large tensors: every `every` appends, the pending ones are folded into one tensor a field."
     def __init__(self,
-                 fold=torch.cat, # turns a list of pending items into one tensor whose rows follow on from the last
+                 fold=torch.cat, # turns the pending records into one tensor, or a tuple of them (one a field), whose rows follow on from the last fold's
                  every:int=32, # appends between folds
                 ):
         self.fold, self.every = fold, every
-        self.blocks, self.starts, self.pending, self.rows, self.n = [], [], [], 0, 0  # `starts`: each block's first row
+        self.blocks, self.pending, self.folded = [], [], 0  # each fold's tensors (a tuple, one a field); records not yet folded; records folded
+        self.starts, self.rows = None, None  # per field: each block's first row; rows so far
 
-    def append(self, item):
-        "Keep `item`; fold the pending ones when there are `every` of them."
-        self.pending.append(item); self.n += 1
-        if len(self.pending) >= self.every: self.flush()
+    def append(self, record):
+        "Keep `record`; fold the pending ones when there are `every` of them."
+        pending = self.pending
+        pending.append(record)
+        if len(pending) >= self.every: self.flush()
 
     def flush(self):
-        "Fold the pending items into one block now."
+        "Fold the pending records into one block now."
         if not self.pending: return
         block = self.fold(self.pending)
-        self.blocks.append(block); self.starts.append(self.rows)
-        self.rows += block.shape[0]; self.pending = []
+        block = (block,) if isinstance(block, Tensor) else tuple(block)
+        if self.rows is None: self.starts, self.rows = [[] for _ in block], [0] * len(block)
+        for field, t in enumerate(block): self.starts[field].append(self.rows[field]); self.rows[field] += t.shape[0]
+        self.blocks.append(block); self.folded += len(self.pending); self.pending = []
 
     def cat(self, start:int=0, # the first row to return
-           )->Tensor|None: # the rows from `start` on, or None where there are none
-        "Every row kept from `start` on, as one tensor (one op, none where they lie in one block)."
+            field:int=0, # which of the fold's tensors
+           )->Tensor|None: # that field's rows from `start` on, or None where there are none
+        "A field's rows from `start` on, as one tensor (one op, none where they lie in one block)."
         self.flush()
-        if start >= self.rows: return None
-        i = bisect.bisect_right(self.starts, start) - 1
-        blocks = self.blocks[i:]
-        return (blocks[0] if len(blocks) == 1 else torch.cat(blocks))[start - self.starts[i]:]
+        if self.rows is None or start >= self.rows[field]: return None
+        starts = self.starts[field]
+        i = bisect.bisect_right(starts, start) - 1
+        blocks = [block[field] for block in self.blocks[i:]]
+        return (blocks[0] if len(blocks) == 1 else torch.cat(blocks))[start - starts[i]:]
 
-    def __len__(self): return self.n  # items appended, as a list counts them
+    def keep_fields(self, n:int # how many fields, from the first, to keep
+                   ):
+        "Fold what is pending, then drop every field after the first `n`: their memory is freed, the rest still reads."
+        self.flush()
+        self.blocks = [block[:n] for block in self.blocks]
+        if self.rows is not None: self.starts, self.rows = self.starts[:n], self.rows[:n]
+
+    def __len__(self): return self.folded + len(self.pending)  # records appended, as a list counts them
 
 # %% ../nbs/05_learner.ipynb #ef12b667
 def _rss_peak_mb()->float:
@@ -160,38 +173,46 @@ class Recorder(Callback):
     def before_validate(self): self._start_split()
 
     def _start_split(self):
-        self.terms, self.sizes, self.count = None, [], 0  # the method's term names; each batch's size; images so far
-        # per batch: its detached loss and terms (one row), predictions, targets and sample indices
-        self.losses = FoldingList(lambda parts: torch.stack([v for part in parts for v in part]).view(len(parts), -1))
-        # sample indices only where they are read: with several processes, to put the gathered predictions in order
-        self.preds, self.targets, self.idxs = FoldingList(), FoldingList(), FoldingList() if get_world_size() > 1 else None
+        self.terms, self.sizes, self.folded = None, [], 0  # the method's term names; each folded batch's size; images in them
+        # a record a batch: its detached loss and terms, predictions, targets and, with several processes (to put the
+        # gathered predictions in sample order), its sample indices; folded every 32 into one tensor a field
+        self.batches, self.keep_idx = FoldingList(self._fold), get_world_size() > 1
         self._running = (0, 0.)  # batches folded into `running_loss`, and their weighted sum
 
     def after_batch(self):
         learn = self.learn  # read directly: a step's callbacks run on the host's critical path
-        parts = getattr(learn, 'loss_parts', None)
-        if parts is None: return
-        n = learn.yb.shape[0]
-        if self.terms is None: self.terms = tuple(parts.terms)
-        elif tuple(parts.terms) != self.terms:
-            raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {tuple(parts.terms)}: "
+        parts = learn.loss_parts
+        if parts is None: return  # the batch was cancelled before its loss
+        total, terms = parts
+        if tuple(terms) != self.terms: self._set_terms(tuple(terms))
+        # kept, not summed: a batch costs the device nothing here (one fold per 32); the split reduces them at its end.
+        # Detached (a new tensor each, no device op), so that no step's graph outlives the step
+        record = ((total.detach(), *map(Tensor.detach, terms.values())), learn.pred.detach(), learn.yb)
+        self.batches.append(record + (learn.idx,) if self.keep_idx else record)
+
+    def _set_terms(self, names:tuple):
+        if self.terms is not None:
+            raise RuntimeError(f"The loss's terms changed within an epoch, from {self.terms} to {names}: "
                                "a method returns the same named terms for every batch (zero where a term does not apply).")
-        # kept, not summed: a batch costs the device nothing here (one fold per 32); the split reduces them at its end. Detached
-        # where they hold a graph (a detach is a new tensor: labels, constant terms and validation outputs need none)
-        total = parts.total.detach() if parts.total.requires_grad else parts.total
-        # a term that is the total itself (the hard-label term, without a teacher) shares its detached copy
-        self.losses.append((total, *(total if v is parts.total else v.detach() if v.requires_grad else v for v in parts.terms.values())))
-        self.sizes.append(n); self.count += n
-        pred = learn.pred
-        self.preds.append(pred.detach() if pred.requires_grad else pred); self.targets.append(learn.yb)
-        if self.idxs is not None: self.idxs.append(learn.idx)
+        self.terms = names
+
+    def _fold(self, records:list)->tuple: # (losses (batches, 1 + terms), predictions, targets[, sample indices])
+        "One tensor a field from the pending records: the losses stacked, a row a batch; the others concatenated."
+        losses = torch.stack([v for record in records for v in record[0]]).view(len(records), -1)
+        sizes = [record[2].shape[0] for record in records]  # not len(): a Python call a tensor
+        self.sizes += sizes; self.folded += sum(sizes)
+        return (losses, *map(torch.cat, list(zip(*records))[1:]))
+
+    @property
+    def count(self)->int: # images recorded in this split so far
+        return self.folded + sum(record[2].shape[0] for record in self.batches.pending)
 
 # %% ../nbs/05_learner.ipynb #73d8563a
 @patch_method
 def weighted_sums(self:Recorder, start:int=0, # the first batch to sum from
                  )->Tensor|None: # (1 + terms,) float64 on the CPU: each part times its batch size, summed
     "The loss and each named term over this split's batches from `start` on, weighted by batch size (one copy to the host)."
-    rows = self.losses.cat(start)
+    rows = self.batches.cat(start)
     if rows is None: return None
     parts = rows.float().T.contiguous()  # (1 + terms, batches)
     return parts.cpu().double() @ torch.tensor(self.sizes[start:], dtype=torch.float64)  # float64: exact enough in any order
@@ -200,8 +221,9 @@ def weighted_sums(self:Recorder, start:int=0, # the first batch to sum from
 def running_loss(self:Recorder)->float: # the mean loss over this split's batches so far (NaN before the first)
     "The running mean loss, for progress displays: only the batches since the last call are reduced (one device read)."
     done, total = self._running
-    if len(self.losses) > done: self._running = (len(self.losses), total + float(self.weighted_sums(done)[0]))
-    return self._running[1] / self.count if self.count else float('nan')
+    if len(self.batches) > done: self._running = (len(self.batches), total + float(self.weighted_sums(done)[0]))
+    count = self.count
+    return self._running[1] / count if count else float('nan')
 
 @patch_method
 def images_per_second(self:Recorder, now:float|None=None, # a `time.perf_counter()` reading; default: now
@@ -212,9 +234,9 @@ def images_per_second(self:Recorder, now:float|None=None, # a `time.perf_counter
 # %% ../nbs/05_learner.ipynb #29fa1813
 @patch_method
 def _gathered(self:Recorder)->tuple: # (predictions, targets) of every process, in sample order
-    preds, targets = self.preds.cat().float(), self.targets.cat()
+    preds, targets = self.batches.cat(field=1).float(), self.batches.cat(field=2)
     if get_world_size() == 1: return preds, targets
-    order = gather_cat(self.idxs.cat()).argsort().to(preds.device)
+    order = gather_cat(self.batches.cat(field=3)).argsort().to(preds.device)
     return gather_cat(preds)[order], gather_cat(targets)[order]
 
 @patch_method
@@ -232,7 +254,7 @@ def _finish_split(self:Recorder)->dict:
     # a diverged model's outputs have no metrics: NaN, for `StopOnNaN` to stop on (scikit-learn refuses NaN scores)
     res |= metrics if self.finite else {k: float('nan') for k in metrics}
     self.last_scores, self.last_targets = scores, targets.cpu().numpy()
-    self.preds = self.targets = self.idxs = None  # a split's worth of device memory, freed; the next split makes its own
+    self.batches.keep_fields(1)  # a split's worth of predictions and targets, device memory, freed; the losses stay for the guard
     return {f'{split}_{k}': v for k, v in res.items()}
 
 @patch_method
@@ -303,10 +325,13 @@ class Learner:
                 ):
         "Fire `event` to every callback that handles it, in their order; `cleanup_fit` reaches each even if one fails."
         calls = self._calls.get((event, self.training))
-        if not calls:  # four of a training batch's seven events, with the stage's callbacks: nothing to call
-            if calls is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
-            return
+        if calls is None: raise ValueError(f"Unknown event {event!r}; the events are {', '.join(EVENTS)}.")
         if event == 'cleanup_fit': return self._cleanup(calls)
+        self._fire(event)
+
+    def _fire(self, event:str):
+        "Run `event`'s handlers for this phase, with nothing to check first: the loop's own way to fire its events."
+        calls = self._calls[event, self.training]
         try:
             for cb, method in calls: method(cb)
         except _CANCELS: raise
@@ -321,9 +346,9 @@ class Learner:
 
     def _with_events(self, f, name, cancel):
         before, after_cancel, after = _PHASE_EVENTS[name]  # spelt once: this runs twice a step
-        try: self(before); f()
-        except cancel: self(after_cancel)
-        self(after)
+        try: self._fire(before); f()
+        except cancel: self._fire(after_cancel)
+        self._fire(after)
 
 # %% ../nbs/05_learner.ipynb #a29ce11f
 @patch_method
@@ -388,13 +413,13 @@ def _one_batch(self:Learner):
         with self.autocast(): out = self.model(self.xb)
     self.out = out if isinstance(out, Outputs) else Outputs(out)
     self.pred = self.out.logits
-    self('after_pred')
+    self._fire('after_pred')
     progress = self.epoch + self.iter / max(self.n_iter, 1)
     self.loss_parts = self.loss_func(self.out, self.yb, self.teacher_out, epoch=progress, idx=self.idx)
     self.loss = self.loss_parts.total
-    self('after_loss')
+    self._fire('after_loss')
     if not self.training: return
-    self('before_backward')
+    self._fire('before_backward')
     self.scaler.scale(self.loss).backward()
     self._with_events(self._step, 'step', CancelStepException)
 
@@ -416,7 +441,7 @@ def _step(self:Learner):
 @patch_method
 def _all_batches(self:Learner):
     for self.iter, (self.xb, self.yb, self.idx) in enumerate(self.dl):
-        self.teacher_out = None
+        self.teacher_out = self.loss_parts = None  # a batch cancelled before its loss leaves none for the recorder
         self._with_events(self._one_batch, 'batch', CancelBatchException)
 
 @patch_method
@@ -543,16 +568,17 @@ class GradAccumulation(Callback):
     order, run_valid = -20, False
     def __init__(self, n_acc:int=2 # batches per optimizer step
                 ): self.n_acc = n_acc
-    def after_loss(self): self.learn.loss = self.loss / self.n_acc
+    def after_loss(self): self.learn.loss = self.learn.loss / self.n_acc
     def before_step(self):
-        if (self.iter + 1) % self.n_acc and self.iter + 1 < self.n_iter: raise CancelStepException()
+        done = self.learn.iter + 1
+        if done % self.n_acc and done < self.learn.n_iter: raise CancelStepException()
 
 class GradClip(Callback):
     "Clip the global gradient norm before each optimizer step."
     order, run_valid = 10, False
     def __init__(self, max_norm:float=1. # largest allowed L2 norm of all gradients together
                 ): self.max_norm = max_norm
-    def before_step(self): nn.utils.clip_grad_norm_(self.model.parameters(), self.max_norm)
+    def before_step(self): nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm)
 
 # %% ../nbs/05_learner.ipynb #f747eb76
 class MixedPrecision(Callback):
@@ -575,7 +601,8 @@ class ChannelsLast(Callback):
     order = -30
     def before_fit(self): self.learn.model = self.model.to(memory_format=torch.channels_last)
     def before_batch(self):
-        if self.xb.ndim == 4: self.learn.xb = self.xb.contiguous(memory_format=torch.channels_last)
+        learn = self.learn
+        if learn.xb.ndim == 4: learn.xb = learn.xb.contiguous(memory_format=torch.channels_last)
 
 class CompileModel(Callback):
     "Compile the model with `torch.compile` before training."
@@ -662,13 +689,14 @@ class Distill(Callback):
         if any(p.dim() == 4 for p in self.teacher.parameters()): self.teacher.to(memory_format=torch.channels_last)
         self.features = getattr(self.loss_func, 'needs', 'logits') == 'features'
     def before_batch(self):
-        x = self.xb if self.teacher_input is None else self.teacher_input(self.xb)
+        learn = self.learn  # read directly: a miss on the callback goes through `__getattr__`, every step
+        x = learn.xb if self.teacher_input is None else self.teacher_input(learn.xb)
         if self.features:  # no_grad, not inference mode: the method's backward keeps these tensors
-            with torch.no_grad(), self.autocast(): self.learn.teacher_out = forward_taps(self.teacher, x)
+            with torch.no_grad(), learn.autocast(): learn.teacher_out = forward_taps(self.teacher, x)
             return
         # no_grad, not inference mode, here too: a loss may keep the logits for its backward pass, which inference
         # tensors refuse, and a copy out of inference mode would cost an op a step
-        with torch.no_grad(), self.autocast(): self.learn.teacher_out = Outputs(self.teacher(x).float())
+        with torch.no_grad(), learn.autocast(): learn.teacher_out = Outputs(self.teacher(x).float())
 
 # %% ../nbs/05_learner.ipynb #3e38335a
 def _fingerprint(model:nn.Module, *extra)->str:
@@ -966,14 +994,15 @@ def cleanup_fit(self:SaveCheckpoint): # also after an error: the last checkpoint
 
 # %% ../nbs/05_learner.ipynb #aa5d9f48
 class StopOnNaN(Callback):
-    "Raise a clear error when the training loss stops being finite: the recorder's losses, checked every few steps."
-    order, run_valid = 5, False  # after the Recorder (-10), whose list holds the batch's loss by then
+    "Raise a clear error when the training loss stops being finite: the recorder's losses, summed every few steps."
+    order, run_valid = 5, False  # after the Recorder (-10), whose records hold the batch's loss by then
     def __init__(self, check_every:int|None=None # steps between checks; default 1 on CPU, 32 on GPU
                 ): self.check_every = check_every
     def before_train(self):
         self.every = self.check_every or (1 if self.device.type == 'cpu' else 32)
-        self.checked, self.first_bad = 0, None  # batches scanned so far; the first bad one's index, a device scalar
-        self.pending = None  # on a GPU: (pinned host copy of first_bad, the event that marks it written)
+        self.summed = self.cleared = 0  # batches summed so far; batches known to be finite
+        self.unread = None  # the device sum of the batches summed since the last read (or copy)
+        self.pending = None  # on a GPU: (pinned host copy of a sum, the batches it covers, the event that marks it written)
     def after_batch(self):
         if (self.learn.iter + 1) % self.every == 0: self._check(wait=False)
     def after_train(self): self._check(wait=True)
@@ -987,33 +1016,42 @@ class StopOnNaN(Callback):
         if ckpt is not None: ckpt.wait()  # the previous epoch's checkpoint may still be being written
         return f' The last good checkpoint is {ckpt.last_path}.' if ckpt is not None and ckpt.last_path.exists() else ''
 
-    def _scan(self):
-        "Fold the batches since the last check into `first_bad`, on the device: a few ops a check, none a step."
-        rows = self.recorder.losses.cat(self.checked)
+    def _sum_new(self):
+        "Add the losses of the batches since the last check to `unread`, on the device: one op a check, none a step."
+        rows = self.recorder.batches.cat(self.summed)
         if rows is None: return
-        bad = ~torch.isfinite(rows[:, 0])
-        first = torch.where(bad.any(), bad.int().argmax() + self.checked, -1)  # argmax: the first of the largest
-        self.first_bad = first if self.first_bad is None else torch.where(self.first_bad >= 0, self.first_bad, first)
-        self.checked += rows.shape[0]
-
-    def _first_bad_step(self, wait:bool)->int:
-        "The first bad step, or -1. On a GPU without `wait`, from the copy started at the previous check, if it has arrived."
-        self._scan()
-        if self.first_bad is None: return -1
-        if wait or self.device.type != 'cuda': return int(self.first_bad)
-        arrived = self.pending is not None and self.pending[1].query()  # query() never blocks
-        step = int(self.pending[0]) if arrived else -1
-        if arrived or self.pending is None:
-            host = torch.empty((), dtype=self.first_bad.dtype, pin_memory=True)
-            host.copy_(self.first_bad, non_blocking=True)
-            event = torch.cuda.Event(); event.record()
-            self.pending = (host, event)
-        return step
+        total = rows[:, 0].sum()
+        self.unread = total if self.unread is None else self.unread + total  # a second op only while a copy is under way
+        self.summed += rows.shape[0]
 
     def _check(self, wait:bool):
-        step = self._first_bad_step(wait)
-        if step < 0: return
-        raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {step}.{self._last_good()} '
+        self._sum_new()
+        if self.device.type == 'cuda' and not wait: return self._read_later()
+        # read now: on the CPU a read costs no wait, and at the epoch's end the host waits for the device anyway
+        unread, self.unread = self.unread, None
+        if self.pending is not None or (unread is not None and not math.isfinite(unread)): self._raise_if_bad(self.cleared)
+        self.pending, self.cleared = None, self.summed
+
+    def _read_later(self):
+        "On a GPU: read the copy an earlier check started, if it has arrived, and start a copy of the sums since."
+        if self.pending is not None and self.pending[2].query():  # query() never blocks
+            host, covered, _ = self.pending
+            self.pending = None
+            if not math.isfinite(host): self._raise_if_bad(self.cleared)
+            self.cleared = covered
+        if self.pending is None and self.unread is not None:
+            host = torch.empty((), dtype=self.unread.dtype, pin_memory=True)
+            host.copy_(self.unread, non_blocking=True)
+            event = torch.cuda.Event(); event.record()
+            self.pending, self.unread = (host, self.summed, event), None
+
+    def _raise_if_bad(self, start:int # the first batch not known to be finite
+                     ):
+        "Find the first batch from `start` on whose loss is not finite (this waits for the device), and stop there."
+        rows = self.recorder.batches.cat(start)
+        bad = [] if rows is None else torch.nonzero(~torch.isfinite(rows[:, 0])).flatten().tolist()
+        if not bad: return  # all finite (a sum of finite losses above float32's range is not a NaN)
+        raise FloatingPointError(f'Loss became NaN or Inf at epoch {self.epoch}, step {start + bad[0]}.{self._last_good()} '
                                  'Try a lower learning rate, gradient clipping, or amp="off".')
 
 # %% ../nbs/05_learner.ipynb #60c6bcbb
