@@ -407,19 +407,20 @@ Learner.handler = staticmethod(handler)
 # %% ../nbs/05_learner.ipynb #0632b149
 @patch_method
 def _one_batch(self:Learner):
-    if self.training and self.compiled_step is not None: return self._compiled_batch()
+    training = self.training  # below, an event that no callback handles is not fired: not even a call
+    if training and self.compiled_step is not None: return self._compiled_batch()
     if self.autocast is contextlib.nullcontext: out = self.model(self.xb)  # full precision: no context to enter a batch
     else:
         with self.autocast(): out = self.model(self.xb)
     self.out = out if isinstance(out, Outputs) else Outputs(out)
     self.pred = self.out.logits
-    self._fire('after_pred')
+    if self._calls['after_pred', training]: self._fire('after_pred')
     progress = self.epoch + self.iter / max(self.n_iter, 1)
     self.loss_parts = self.loss_func(self.out, self.yb, self.teacher_out, epoch=progress, idx=self.idx)
     self.loss = self.loss_parts.total
-    self._fire('after_loss')
-    if not self.training: return
-    self._fire('before_backward')
+    if self._calls['after_loss', training]: self._fire('after_loss')
+    if not training: return
+    if self._calls['before_backward', training]: self._fire('before_backward')
     self.scaler.scale(self.loss).backward()
     self._with_events(self._step, 'step', CancelStepException)
 
@@ -546,17 +547,20 @@ def cosine_lr(progress:float, # fraction of training done, in [0, 1]
 
 class CosineSchedule(Callback):
     "Sets the learning rate before each training batch: warm-up, then cosine annealing."
-    order = -5
+    order, run_valid = -5, False
     def __init__(self,
                  warmup_epochs:float=0., # epochs of linear warm-up
                  min_lr:float=0., # final learning rate
                 ): self.warmup_epochs, self.min_lr = warmup_epochs, min_lr
 
+    def before_train(self):
+        learn = self.learn  # the epoch's rates, one a batch, computed once: a step looks its own up
+        self.rates = [cosine_lr((learn.epoch + i / learn.n_iter) / learn.n_epoch, learn.lr, self.warmup_epochs / learn.n_epoch,
+                                self.min_lr) for i in range(learn.n_iter)]
+
     def before_batch(self):
         learn = self.learn
-        if not learn.training: return
-        progress = (learn.epoch + learn.iter / learn.n_iter) / learn.n_epoch
-        learn.current_lr = lr = cosine_lr(progress, learn.lr, self.warmup_epochs / learn.n_epoch, self.min_lr)
+        learn.current_lr = lr = self.rates[learn.iter]
         for group in learn.opt.param_groups:
             # a compiled step's learning rate is a tensor, changed in place: a new float would compile the step again
             if isinstance(group['lr'], Tensor): group['lr'].fill_(lr)
