@@ -173,7 +173,7 @@ class Recorder(Callback):
     def before_validate(self): self._start_split()
 
     def _start_split(self):
-        self.terms, self.sizes, self.folded = None, [], 0  # the method's term names; each folded batch's size; images in them
+        self.terms, self.sizes = None, []  # the method's term names; each folded batch's size
         # a record a batch: its detached loss and terms, predictions, targets and, with several processes (to put the
         # gathered predictions in sample order), its sample indices; folded every 32 into one tensor a field
         self.batches, self.keep_idx = FoldingList(self._fold), get_world_size() > 1
@@ -199,13 +199,12 @@ class Recorder(Callback):
     def _fold(self, records:list)->tuple: # (losses (batches, 1 + terms), predictions, targets[, sample indices])
         "One tensor a field from the pending records: the losses stacked, a row a batch; the others concatenated."
         losses = torch.stack([v for record in records for v in record[0]]).view(len(records), -1)
-        sizes = [record[2].shape[0] for record in records]  # not len(): a Python call a tensor
-        self.sizes += sizes; self.folded += sum(sizes)
+        self.sizes += [record[2].shape[0] for record in records]  # not len(): a Python call a tensor
         return (losses, *map(torch.cat, list(zip(*records))[1:]))
 
     @property
     def count(self)->int: # images recorded in this split so far
-        return self.folded + sum(record[2].shape[0] for record in self.batches.pending)
+        return sum(self.sizes) + sum(record[2].shape[0] for record in self.batches.pending)
 
 # %% ../nbs/05_learner.ipynb #73d8563a
 @patch_method
