@@ -18,8 +18,8 @@ from .losses import soft_kl, KD_ALPHA, KD_T
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
-           'loop_benchmark', 'kd_benchmark', 'OpCounter', 'ops_benchmark', 'seconds_per_call', 'amp_benchmark',
-           'viz_benchmark', 'progress_benchmark', 'peer_benchmark', 'ddp_benchmark', 'scaled_cifar10',
+           'loop_benchmark', 'kd_benchmark', 'OpCounter', 'median_interval', 'ops_benchmark', 'seconds_per_call',
+           'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark', 'ddp_benchmark', 'scaled_cifar10',
            'limit_benchmark', 'step_peak_memory', 'memory_benchmark', 'methods_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
@@ -348,7 +348,8 @@ def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count
     from kd_nb.loader import Loaders
     window = _StepWindow(start, steps, count)
     learn = make_learner(student, Loaders(loader, loader, loader), kd_method='ce' if mode == 'no_kd' else 'kd', teacher=teacher,
-                         teacher_cache=views if mode == 'cached' else 0, amp='off', device=loader.device, cbs=[window])
+                         teacher_cache=views if mode == 'cached' else 0, amp='off', device=loader.device, cbs=[window],
+                         quiet=count)  # progress lines fall due by the clock: a count must not depend on speed
     learn.opt_func = partial(adamw, fused=True)
     learn.get_cb(StopOnNaN).check_every = 32
     _quietly(learn.fit, 1, test_every_epoch=False)
@@ -375,6 +376,17 @@ def _cached_table(teacher, loader, views:int)->torch.Tensor:
     cache = TeacherCache(freeze(teacher), views); cache.learn = types.SimpleNamespace(autocast=contextlib.nullcontext, device=loader.device)
     return cache.compute(loader).float().flatten(0, 1).to(loader.device)
 
+# %% ../nbs/90_bench.ipynb #7247342c
+def median_interval(values, # independent measurements, e.g. one paired difference per repeat
+                    level:float=0.95, # the least probability that the interval holds the true median
+                   )->tuple: # (low, high): order statistics of `values`; NaN, NaN where too few values reach `level`
+    "A distribution-free confidence interval for the median: the order statistics that bracket it with at least `level`."
+    from scipy.stats import binom
+    x, n = np.sort(np.asarray(values, dtype=float)), len(values)
+    # P(B <= k - 1) for B ~ Binomial(n, 1/2): the chance that fewer than k draws fall below the median
+    k = int(np.sum(binom.cdf(np.arange(n), n, 0.5) <= (1 - level) / 2))
+    return (float(x[k - 1]), float(x[n - k])) if k >= 1 else (np.nan, np.nan)
+
 # %% ../nbs/90_bench.ipynb #eb61527a
 @benchmark('ops')
 def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 student, ResNet-50 teacher)
@@ -384,7 +396,7 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
                   repeats:int=9, # timed pairs of windows (kd_nb, bare loop); the medians count
                   views:int=2, # cached views per image
                   modes:str='no_kd,cached,online', # which kinds of step to count and time
-                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, host_us, bare_host_us, host_overhead_us; the loader's figures
+                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, host_us, bare_host_us, host_overhead_us (and its 95% interval); the loader's figures
     "kd_nb's training step against a bare PyTorch loop: kernel-like ops counted, and host time with a negligible model."
     import copy
     from kd_nb.loader import DeviceLoader
@@ -414,6 +426,7 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
         figures |= {f'{mode}.kd_nb_ops': ours.total / steps, f'{mode}.bare_ops': bare.total / 4,
                     f'{mode}.ops_ratio': ours.total / steps / (bare.total / 4), f'{mode}.host_us': median(host),
                     f'{mode}.bare_host_us': median(bare_host), f'{mode}.host_overhead_us': median(np.subtract(host, bare_host)),
+                    **dict(zip((f'{mode}.host_overhead_lo_us', f'{mode}.host_overhead_hi_us'), median_interval(np.subtract(host, bare_host)))),
                     f'{mode}.bare_host_no_loader_us': median(alone),
                     f'{mode}.extra_ops': dict(collections.Counter({k: v / steps for k, v in ours.counts.items()})
                                               - collections.Counter({k: v / 4 for k, v in bare.counts.items()}))}
