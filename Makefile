@@ -61,9 +61,10 @@ check-sync: setup
 	$(BIN)/nbdev_clean; \
 	[ "$$(state)" == "$$before" ] || fail "Notebooks are not clean: run nbdev_clean and commit the result."; \
 	$(BIN)/python .ci/docs.py check-outputs; \
+	$(BIN)/python .ci/docs.py check-ids; \
 	$(BIN)/python .ci/docs.py readme >/dev/null || fail "Docs pre-processing (nbdev_proc_nbs) failed."; \
 	[ "$$(state)" == "$$before" ] || fail "README.md is out of date: run 'make readme' and commit it."; \
-	echo "check-sync: library and notebooks in sync, notebooks clean and with their outputs, docs pre-processing ok, README current"
+	echo "check-sync: library and notebooks in sync, notebooks clean and with their outputs and unique cell ids, docs pre-processing ok, README current"
 
 # The library notebooks keep the outputs of their examples (the docs site and GitHub show them): after editing a
 # notebook, `make outputs NB=nbs/05_learner.ipynb` (or all of them: `make outputs`) runs it as nbdev_test does and keeps them.

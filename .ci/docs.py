@@ -10,12 +10,13 @@ output.
     python .ci/docs.py readme   # the same, then README.md from _proc/index.ipynb
     python .ci/docs.py outputs [NB ...]   # run the library notebooks as nbdev_test does and keep their outputs
     python .ci/docs.py check-outputs      # every show_doc cell of the library notebooks has its output
+    python .ci/docs.py check-ids          # no notebook repeats a cell id
     python .ci/docs.py shrink [NB ...]    # figures in kept outputs at most 640 px wide, PNGs in a 64-colour palette
 
 The library notebooks are committed with the outputs of their examples, so the docs site and GitHub show what each
 function does; `nbdev_clean` keeps outputs (clear_all = False) and strips only execution counts and metadata.
 """
-import json, os, re, sys
+import collections, json, os, re, sys
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -154,8 +155,15 @@ def check_outputs():
         sys.exit('Notebooks committed without their outputs (run `make outputs`, then commit):\n  ' + '\n  '.join(missing))
 
 
+def check_ids():
+    "Fail if a notebook repeats a cell id: nbformat 4.5 requires them unique, and a repeated one has slipped in through edits."
+    repeated = [f'{fn.name}: {", ".join(sorted(i for i, n in counts.items() if n > 1))}' for fn in sorted(Path('nbs').glob('*.ipynb'))
+                if max((counts := collections.Counter(c.get('id') for c in json.loads(fn.read_text(encoding='utf-8'))['cells'])).values(), default=0) > 1]
+    if repeated: sys.exit('Notebooks with repeated cell ids (give each repeated cell a new id, then commit):\n  ' + '\n  '.join(repeated))
+
+
 if __name__ == '__main__':
-    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs, 'one-output': _run_one, 'shrink': shrink}
+    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs, 'check-ids': check_ids, 'one-output': _run_one, 'shrink': shrink}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds or (len(sys.argv) > 2 and sys.argv[1] not in ('outputs', 'one-output', 'shrink')):
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
