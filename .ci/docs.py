@@ -156,14 +156,19 @@ def check_outputs():
 
 
 def check_ids():
-    "Fail if a notebook repeats a cell id: nbformat 4.5 requires them unique, and a repeated one has slipped in through edits."
-    repeated = [f'{fn.name}: {", ".join(sorted(i for i, n in counts.items() if n > 1))}' for fn in sorted(Path('nbs').glob('*.ipynb'))
-                if max((counts := collections.Counter(c.get('id') for c in json.loads(fn.read_text(encoding='utf-8'))['cells'])).values(), default=0) > 1]
-    if repeated: sys.exit('Notebooks with repeated cell ids (give each repeated cell a new id, then commit):\n  ' + '\n  '.join(repeated))
+    "Fail if a notebook repeats a cell id: nbformat 4.5 requires them unique, and a repeated one slips in through edits."
+    repeated = []
+    for fn in sorted(Path('nbs').glob('*.ipynb')):
+        counts = collections.Counter(c.get('id') for c in json.loads(fn.read_text(encoding='utf-8'))['cells'])
+        twice = sorted(i for i, n in counts.items() if n > 1 and i is not None)  # no id: an older format
+        if twice: repeated.append(f'{fn.name}: {", ".join(twice)}')
+    if repeated:
+        sys.exit('Notebooks with repeated cell ids (give each repeated cell a new id, then commit):\n  ' + '\n  '.join(repeated))
 
 
 if __name__ == '__main__':
-    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs, 'check-ids': check_ids, 'one-output': _run_one, 'shrink': shrink}
+    cmds = {'proc': proc, 'readme': readme, 'outputs': outputs, 'check-outputs': check_outputs, 'check-ids': check_ids,
+            'one-output': _run_one, 'shrink': shrink}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds or (len(sys.argv) > 2 and sys.argv[1] not in ('outputs', 'one-output', 'shrink')):
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
