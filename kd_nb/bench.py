@@ -380,12 +380,10 @@ def _cached_table(teacher, loader, views:int)->torch.Tensor:
 def median_interval(values, # independent measurements, e.g. one paired difference per repeat
                     level:float=0.95, # the least probability that the interval holds the true median
                    )->tuple: # (low, high): order statistics of `values`; NaN, NaN where too few values reach `level`
-    "A distribution-free confidence interval for the median: the order statistics that bracket it with at least `level`."
-    from scipy.stats import binom
-    x, n = np.sort(np.asarray(values, dtype=float)), len(values)
-    # P(B <= k - 1) for B ~ Binomial(n, 1/2): the chance that fewer than k draws fall below the median
-    k = int(np.sum(binom.cdf(np.arange(n), n, 0.5) <= (1 - level) / 2))
-    return (float(x[k - 1]), float(x[n - k])) if k >= 1 else (np.nan, np.nan)
+    "A distribution-free confidence interval for the median (scipy's `quantile_test`): the order statistics that bracket it."
+    from scipy.stats import quantile_test
+    ci = quantile_test(np.asarray(values, dtype=float), p=0.5).confidence_interval(level)
+    return float(ci.low), float(ci.high)
 
 # %% ../nbs/90_bench.ipynb #eb61527a
 @benchmark('ops')
