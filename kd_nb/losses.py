@@ -43,6 +43,15 @@ def register_method(cls:type # a `Method` subclass with its `name` and `defaults
     return cls
 
 # %% ../nbs/03_losses.ipynb #ea1604ac
+_modules = torch.nn.modules.module  # torch keeps the hooks on every module in dicts it changes in place: read once, they stay current
+_GLOBAL_HOOKS = (_modules._global_forward_hooks, _modules._global_forward_pre_hooks, _modules._global_backward_hooks, _modules._global_backward_pre_hooks)
+
+def _plain_call(module:nn.Module)->bool:
+    "Whether calling `module` would only run its `forward`: no hooks on it or on all modules, not compiled, not traced."
+    state = module.__dict__  # read from the dict: `nn.Module.__getattr__` slows every attribute read
+    return not (state['_forward_hooks'] or state['_forward_pre_hooks'] or state['_backward_hooks'] or state['_backward_pre_hooks']
+                or any(_GLOBAL_HOOKS) or state.get('_compiled_call_impl') is not None or torch._C._get_tracing_state())
+
 class Method(nn.Module):
     "A distillation method: what it needs from the teacher, its settings, and its loss as named terms."
     name:str = '' # the registry's key, e.g. 'kd'
@@ -86,6 +95,7 @@ class Method(nn.Module):
         "The method's loss of a batch."
         if isinstance(student, Tensor): student = Outputs(student)
         if isinstance(teacher, Tensor): teacher = Outputs(teacher)
+        if _plain_call(self): return self.forward(student, targets, teacher, epoch=epoch, idx=idx)
         return super().__call__(student, targets, teacher, epoch=epoch, idx=idx)
     def no_teacher(self, student:Outputs, targets:Tensor, *names:str # the method's other terms, logged as 0
                   )->LossParts:
