@@ -46,7 +46,8 @@ def register_method(cls:type # a `Method` subclass with its `name` and `defaults
 _modules = torch.nn.modules.module  # torch keeps the hooks on every module in dicts it changes in place: read once, they stay current
 _GLOBAL_HOOKS = (_modules._global_forward_hooks, _modules._global_forward_pre_hooks, _modules._global_backward_hooks, _modules._global_backward_pre_hooks)
 
-def _plain_call(module:nn.Module)->bool:
+def _plain_call(module:nn.Module, # a module about to be called (a method)
+               )->bool:
     "Whether calling `module` would only run its `forward`: no hooks on it or on all modules, not compiled, not traced."
     state = module.__dict__  # read from the dict: `nn.Module.__getattr__` slows every attribute read
     return not (state['_forward_hooks'] or state['_forward_pre_hooks'] or state['_backward_hooks'] or state['_backward_pre_hooks']
