@@ -421,10 +421,11 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
             bare_host.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False).step_us)
             alone.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False, same_batch=True).step_us)
         median = lambda values: float(np.median(values))
+        overhead = np.subtract(host, bare_host)  # one difference a pair
         figures |= {f'{mode}.kd_nb_ops': ours.total / steps, f'{mode}.bare_ops': bare.total / 4,
                     f'{mode}.ops_ratio': ours.total / steps / (bare.total / 4), f'{mode}.host_us': median(host),
-                    f'{mode}.bare_host_us': median(bare_host), f'{mode}.host_overhead_us': median(np.subtract(host, bare_host)),
-                    **dict(zip((f'{mode}.host_overhead_lo_us', f'{mode}.host_overhead_hi_us'), median_interval(np.subtract(host, bare_host)))),
+                    f'{mode}.bare_host_us': median(bare_host), f'{mode}.host_overhead_us': median(overhead),
+                    **dict(zip((f'{mode}.host_overhead_lo_us', f'{mode}.host_overhead_hi_us'), median_interval(overhead))),
                     f'{mode}.bare_host_no_loader_us': median(alone),
                     f'{mode}.extra_ops': dict(collections.Counter({k: v / steps for k, v in ours.counts.items()})
                                               - collections.Counter({k: v / 4 for k, v in bare.counts.items()}))}
