@@ -18,9 +18,11 @@ $(STAMP): settings.ini setup.py
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name 'Python (kd_nb)' >/dev/null
 	@touch $(STAMP)
 
-# One notebook at a time: torch gives each process every core, so two notebooks side by side (nbdev_test's default on
-# 2 cores) fight over them; the suite took 456 s that way and 268 s in turn, on the same 2-core machine.
-NBDEV_TEST := $(BIN)/nbdev_test --n_workers 1
+# Two notebooks at a time, every process on one thread. torch gives each process every core, so two notebooks side
+# by side fought over them (456 s, against 268 s in turn, when the suite was smaller); on one thread each they share
+# the cores instead, and the processes the tests start (kernels, torchrun) spend much of their time importing on one
+# core anyway. On a 2-core AMD EPYC (2026-12-07): 433 s this way, 680 s one notebook at a time on two threads.
+NBDEV_TEST := OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
 test: setup
 	@start=$$(date +%s); \
