@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_bench.ipynb #4126bcac
 from __future__ import annotations
-import sys, json, time, types, inspect, argparse, itertools, collections, contextlib
+import os, sys, json, time, types, inspect, argparse, itertools, collections, contextlib
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -17,10 +17,11 @@ from .learner import Callback, CancelFitException
 from .losses import soft_kl, KD_ALPHA, KD_T
 
 # %% auto #0
-__all__ = ['BENCHMARKS', 'benchmark', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times', 'largest',
-           'loop_benchmark', 'kd_benchmark', 'OpCounter', 'median_interval', 'ops_benchmark', 'seconds_per_call',
-           'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark', 'ddp_benchmark', 'scaled_cifar10',
-           'limit_benchmark', 'step_peak_memory', 'memory_benchmark', 'methods_benchmark']
+__all__ = ['BENCHMARKS', 'benchmark', 'machine', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times',
+           'largest', 'loop_benchmark', 'kd_benchmark', 'OpCounter', 'median_interval', 'ops_benchmark',
+           'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark',
+           'ddp_benchmark', 'scaled_cifar10', 'limit_benchmark', 'step_peak_memory', 'memory_benchmark',
+           'methods_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -33,12 +34,20 @@ def benchmark(name:str, # the name `kd_bench` knows it by
         return fn
     return register
 
+def machine()->str: # e.g. 'AMD EPYC, 2 CPUs', or with a GPU '..., 16 CPUs, NVIDIA H100 80GB HBM3'
+    "The machine in words: the CPU's model and how many CPUs the system has, and the GPU's name where there is one."
+    import platform
+    cpu = platform.processor() or platform.machine()  # on Linux the first is empty: /proc/cpuinfo names the model
+    with contextlib.suppress(OSError, StopIteration):
+        with open('/proc/cpuinfo') as f: cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    return ', '.join([cpu, f'{os.cpu_count()} CPUs'] + ([torch.cuda.get_device_name()] if torch.cuda.is_available() else []))
+
 def run_benchmark(name:str, # a registered benchmark
                   **options, # passed to the benchmark function
-                 )->dict: # its figures
+                 )->dict: # its figures, and last `machine`: what they were measured on
     "Run benchmark `name` and return its figures."
     if name not in BENCHMARKS: raise ValueError(f"Unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}.")
-    return BENCHMARKS[name](**options)
+    return BENCHMARKS[name](**options) | dict(machine=machine())
 
 def _format(value)->str:
     if isinstance(value, float): return f'{value:,.3f}' if abs(value) < 100 else f'{value:,.0f}'
