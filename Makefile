@@ -20,8 +20,9 @@ $(STAMP): settings.ini setup.py
 
 # Two notebooks at a time, every process on one thread. torch gives each process every core, so two notebooks side
 # by side fought over them (456 s, against 268 s in turn, when the suite was smaller); on one thread each they share
-# the cores instead, and the processes the tests start (kernels, torchrun) spend much of their time importing on one
-# core anyway. On a 2-core AMD EPYC (2026-12-07): 433 s this way, 680 s one notebook at a time on two threads.
+# the cores instead; and much of a test's time is spent starting processes on one core (a tiny stage through papermill
+# took 13 s, about 4 of them starting the kernel and 4.6 importing kd_nb). On a 2-core AMD EPYC (2026-12-07): the
+# notebooks took 433 s this way, 680 s one at a time on two threads.
 NBDEV_TEST := OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
 test: setup
