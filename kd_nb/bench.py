@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_bench.ipynb #4126bcac
 from __future__ import annotations
-import os, sys, json, time, types, inspect, argparse, itertools, collections, contextlib
+import sys, json, time, types, inspect, argparse, itertools, collections, contextlib
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from .core import shared_data, default_device, synchronize
+from .core import shared_data, default_device, synchronize, hardware_info
 from .learner import Callback, CancelFitException
 from .losses import soft_kl, KD_ALPHA, KD_T
 
@@ -35,12 +35,9 @@ def benchmark(name:str, # the name `kd_bench` knows it by
     return register
 
 def machine()->str: # e.g. 'AMD EPYC, 2 CPUs', or with a GPU '..., 16 CPUs, NVIDIA H100 80GB HBM3'
-    "The machine in words: the CPU's model and how many CPUs the system has, and the GPU's name where there is one."
-    import platform
-    cpu = platform.processor() or platform.machine()  # on Linux the first is empty: /proc/cpuinfo names the model
-    with contextlib.suppress(OSError, StopIteration):
-        with open('/proc/cpuinfo') as f: cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    return ', '.join([cpu, f'{os.cpu_count()} CPUs'] + ([torch.cuda.get_device_name()] if torch.cuda.is_available() else []))
+    "The machine in words (`kd_nb.core.hardware_info`): the CPU's model and count, and each GPU's name."
+    hw = hardware_info()
+    return ', '.join([hw['cpu'], f"{hw['cpu_count']} CPUs", *(gpu['name'] for gpu in hw['gpus'])])
 
 def run_benchmark(name:str, # a registered benchmark
                   **options, # passed to the benchmark function

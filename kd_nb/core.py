@@ -16,8 +16,8 @@ __all__ = ['AMP_CHOICES', 'TASKS', 'patch_method', 'renamed_keywords', 'project_
            'figures_root', 'shared_data', 'env_override', 'atomic_path', 'write_json', 'pid_alive',
            'remove_stale_partials', 'file_digests', 'FolderLockedError', 'lock_folder', 'unlock_folder', 'as_device',
            'default_device', 'synchronize', 'to_device', 'cpu_has_bf16', 'amp_dtype', 'needs_grad_scaler', 'check_task',
-           'seed_everything', 'is_main_process', 'in_jupyter_kernel', 'free_memory', 'git_info', 'hardware_info',
-           'run_metadata']
+           'seed_everything', 'is_main_process', 'in_jupyter_kernel', 'free_memory', 'git_info', 'cpu_model',
+           'hardware_info', 'run_metadata']
 
 # %% ../nbs/00_core.ipynb #2b467e6b
 def patch_method(f:Callable, # `def name(self:Cls, ...)`: its first parameter is annotated with the class
@@ -328,13 +328,19 @@ def _version(pkg):
     try: return importlib.metadata.version(pkg)
     except importlib.metadata.PackageNotFoundError: return None
 
+def cpu_model()->str: # e.g. 'AMD EPYC'; where the system does not say, the architecture ('x86_64')
+    "The CPU's model name: from /proc/cpuinfo on Linux, where `platform.processor()` is empty."
+    try:
+        with open('/proc/cpuinfo') as f: return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
 def hardware_info()->dict: # host, CPU, cores, RAM and each GPU's name and memory
     "The machine this process runs on."
     import psutil
     gpus = [dict(name=torch.cuda.get_device_name(i),
                  memory_mb=round(torch.cuda.get_device_properties(i).total_memory / 2**20))
             for i in range(torch.cuda.device_count())]
-    return dict(host=socket.gethostname(), platform=platform.platform(), cpu=platform.processor() or platform.machine(),
+    return dict(host=socket.gethostname(), platform=platform.platform(), cpu=cpu_model(),
                 cpu_count=os.cpu_count(), ram_gb=round(psutil.virtual_memory().total / 2**30, 1),
                 cpu_bf16=cpu_has_bf16(), cuda=torch.version.cuda, gpus=gpus)
 
