@@ -18,10 +18,10 @@ from .losses import soft_kl, KD_ALPHA, KD_T
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'machine', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times',
-           'largest', 'loop_benchmark', 'kd_benchmark', 'OpCounter', 'median_interval', 'ops_benchmark',
-           'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark', 'peer_benchmark',
-           'ddp_benchmark', 'scaled_cifar10', 'limit_benchmark', 'step_peak_memory', 'memory_benchmark',
-           'methods_benchmark']
+           'largest', 'loop_benchmark', 'kd_benchmark', 'OpCounter', 'block_mean_us', 'median_interval',
+           'ops_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark',
+           'peer_benchmark', 'ddp_benchmark', 'scaled_cifar10', 'limit_benchmark', 'step_peak_memory',
+           'memory_benchmark', 'methods_benchmark']
 
 # %% ../nbs/90_bench.ipynb #613ee97d
 BENCHMARKS:dict = {}
@@ -314,6 +314,17 @@ class OpCounter(TorchDispatchMode):
     def total(self)->int: return sum(self.counts.values()) # every op counted
 
 # %% ../nbs/90_bench.ipynb #0e0dd038
+_PERIOD = 32 # steps between the recorder's folds (`FoldingList`'s default) and, as `_kd_nb_steps` sets it, the NaN guard's checks
+
+def block_mean_us(stamps, # host clock readings (seconds) at the starts of consecutive steps
+                  period:int=_PERIOD, # steps in a block: work done once every `period` steps counts its share
+                 )->float: # microseconds a step
+    "The median, over the whole blocks of `period` steps in `stamps`, of each block's mean step."
+    steps = np.diff(np.asarray(stamps, dtype=float))
+    blocks = len(steps) // period  # a part-block at the end would hold the periodic work or not, by chance
+    if blocks == 0: raise ValueError(f"{len(steps)} timed steps hold no block of {period}: time at least {period} steps.")
+    return float(np.median(steps[:blocks * period].reshape(blocks, period).mean(axis=1))) * 1e6
+
 class _StepWindow(Callback):
     "Count ops, or time each step on the host, from the start of training batch `start` to that of `start + steps`; then stop the fit."
     order, run_valid = -1000, False  # first at before_batch: a step is all from one batch's start to the next one's
@@ -327,8 +338,8 @@ class _StepWindow(Callback):
             if self.counter is not None: self.counter.__exit__(None, None, None)
             raise CancelFitException()
     @property
-    def step_us(self)->float: # the median step's host time: a step the machine interrupted does not count
-        return float(np.median(np.diff(self.stamps))) * 1e6
+    def step_us(self)->float: # the window's host time a step, periodic work included (`block_mean_us`)
+        return block_mean_us(self.stamps)
 
 # %% ../nbs/90_bench.ipynb #f43b0060
 def _kd_loss(alpha:float=KD_ALPHA, T:float=KD_T):
@@ -349,7 +360,7 @@ def _teacher_logits(mode:str, teacher, table, loader, x, idx):
 
 # %% ../nbs/90_bench.ipynb #f248c486
 def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count:bool, views:int=2)->_StepWindow:
-    "Train a kd_nb stage's learner (fused AdamW, the NaN guard every 32 steps) through a window of steps."
+    "Train a kd_nb stage's learner (fused AdamW, the NaN guard every `_PERIOD` steps) through a window of steps."
     from kd_nb.learner import make_learner, adamw, StopOnNaN
     from kd_nb.loader import Loaders
     window = _StepWindow(start, steps, count)
@@ -357,7 +368,7 @@ def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count
                          teacher_cache=views if mode == 'cached' else 0, amp='off', device=loader.device, cbs=[window],
                          quiet=count)  # progress lines fall due by the clock: a count must not depend on speed
     learn.opt_func = partial(adamw, fused=True)
-    learn.get_cb(StopOnNaN).check_every = 32
+    learn.get_cb(StopOnNaN).check_every = _PERIOD
     _quietly(learn.fit, 1, test_every_epoch=False)
     return window
 
@@ -396,7 +407,7 @@ def median_interval(values, # independent measurements, e.g. one paired differen
 def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 student, ResNet-50 teacher)
                   batch_size:int=8, # the counted steps' batch (the counts do not depend on it)
                   steps:int=32, # steps counted: one NaN-guard check falls in 32
-                  host_steps:int=256, # steps timed with the negligible model
+                  host_steps:int=256, # steps timed with the negligible model: whole blocks of 32 count (`block_mean_us`)
                   repeats:int=9, # timed pairs of windows (kd_nb, bare loop); the medians count
                   views:int=2, # cached views per image
                   modes:str='no_kd,cached,online', # which kinds of step to count and time
@@ -404,6 +415,7 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
     "kd_nb's training step against a bare PyTorch loop: kernel-like ops counted, and host time with a negligible model."
     import copy
     from kd_nb.loader import DeviceLoader
+    if host_steps < _PERIOD: raise ValueError(f"host_steps={host_steps}: time at least {_PERIOD} steps, one block of the periodic work.")
     device, warm, figures = torch.device('cpu'), 8, {}
     rng = np.random.default_rng(0)
     def loader(n, size, bs, **kw):
