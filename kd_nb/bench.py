@@ -18,7 +18,7 @@ from .losses import soft_kl, KD_ALPHA, KD_T
 
 # %% auto #0
 __all__ = ['BENCHMARKS', 'benchmark', 'machine', 'run_benchmark', 'format_figures', 'main', 'loader_benchmark', 'callback_times',
-           'largest', 'loop_benchmark', 'kd_benchmark', 'OpCounter', 'block_mean_us', 'median_interval',
+           'largest', 'loop_benchmark', 'kd_benchmark', 'OpCounter', 'CallCounter', 'block_mean_us', 'median_interval',
            'ops_benchmark', 'seconds_per_call', 'amp_benchmark', 'viz_benchmark', 'progress_benchmark',
            'peer_benchmark', 'ddp_benchmark', 'scaled_cifar10', 'limit_benchmark', 'step_peak_memory',
            'memory_benchmark', 'methods_benchmark']
@@ -313,6 +313,34 @@ class OpCounter(TorchDispatchMode):
     @property
     def total(self)->int: return sum(self.counts.values()) # every op counted
 
+# %% ../nbs/90_bench.ipynb #6e3363c4
+class CallCounter:
+    "Count the Python functions called and the C functions Python calls, by name, while active (`with CallCounter() as c:`); this thread."
+    def __init__(self): self.py, self.c = collections.Counter(), collections.Counter()  # name -> calls
+    def _seen(self, frame, event, arg):
+        if event == 'call':
+            code = frame.f_code  # a qualified name from Python 3.11 on
+            self.py[frame.f_globals.get('__name__', '?'), getattr(code, 'co_qualname', code.co_name)] += 1
+        elif event == 'c_call': self.c[arg] += 1
+    def __enter__(self):
+        self._outer = sys.getprofile(); sys.setprofile(self._seen)
+        return self
+    def __exit__(self, *exc):
+        sys.setprofile(self._outer)
+        own = CallCounter.__exit__.__code__  # this call and the one that ends the count were seen on the way out
+        self.py[type(self).__module__, getattr(own, 'co_qualname', own.co_name)] -= 1; self.c[sys.setprofile] -= 1
+        self.py = collections.Counter({f'{module}.{name}': n for (module, name), n in self.py.items() if n})
+        c = collections.Counter()  # named at the end: a function object is cheaper to count by than its name
+        for f, n in self.c.items():
+            if not n: continue
+            name = getattr(f, '__qualname__', None) or repr(f)
+            c[f.__name__ if name.startswith('pybind11') else name] += n  # pybind11's functions have a generated owner
+        self.c = c
+    @property
+    def total(self)->int: return sum(self.py.values()) # Python functions called
+    @property
+    def c_total(self)->int: return sum(self.c.values()) # C functions called from Python
+
 # %% ../nbs/90_bench.ipynb #0e0dd038
 _PERIOD = 32 # steps between the recorder's folds (`FoldingList`'s default) and, as `_kd_nb_steps` sets it, the NaN guard's checks
 
@@ -326,14 +354,14 @@ def block_mean_us(stamps, # host clock readings (seconds) at the starts of conse
     return float(np.median(steps[:blocks * period].reshape(blocks, period).mean(axis=1))) * 1e6
 
 class _StepWindow(Callback):
-    "Count ops, or time each step on the host, from the start of training batch `start` to that of `start + steps`; then stop the fit."
+    "Count ops or calls, or time each step on the host, from the start of training batch `start` to that of `start + steps`; then stop the fit."
     order, run_valid = -1000, False  # first at before_batch: a step is all from one batch's start to the next one's
-    def __init__(self, start:int, steps:int, count:bool):
+    def __init__(self, start:int, steps:int, count:type|None):  # count: `OpCounter` or `CallCounter`; None: time
         self.start, self.steps, self.count, self.counter, self.stamps = start, steps, count, None, []
     def before_batch(self):
         if self.iter < self.start: return
-        if not self.count: self.stamps.append(time.perf_counter())
-        if self.iter == self.start and self.count: self.counter = OpCounter(); self.counter.__enter__()
+        if self.count is None: self.stamps.append(time.perf_counter())
+        if self.iter == self.start and self.count is not None: self.counter = self.count(); self.counter.__enter__()
         elif self.iter == self.start + self.steps:
             if self.counter is not None: self.counter.__exit__(None, None, None)
             raise CancelFitException()
@@ -359,20 +387,20 @@ def _teacher_logits(mode:str, teacher, table, loader, x, idx):
     with torch.no_grad(): return teacher(x).float()
 
 # %% ../nbs/90_bench.ipynb #f248c486
-def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count:bool, views:int=2)->_StepWindow:
+def _kd_nb_steps(mode:str, student, teacher, loader, start:int, steps:int, count:type|None, views:int=2)->_StepWindow:
     "Train a kd_nb stage's learner (fused AdamW, the NaN guard every `_PERIOD` steps) through a window of steps."
     from kd_nb.learner import make_learner, adamw, StopOnNaN
     from kd_nb.loader import Loaders
     window = _StepWindow(start, steps, count)
     learn = make_learner(student, Loaders(loader, loader, loader), kd_method='ce' if mode == 'no_kd' else 'kd', teacher=teacher,
                          teacher_cache=views if mode == 'cached' else 0, amp='off', device=loader.device, cbs=[window],
-                         quiet=count)  # progress lines fall due by the clock: a count must not depend on speed
+                         quiet=count is not None)  # progress lines fall due by the clock: a count must not depend on speed
     learn.opt_func = partial(adamw, fused=True)
     learn.get_cb(StopOnNaN).check_every = _PERIOD
     _quietly(learn.fit, 1, test_every_epoch=False)
     return window
 
-def _bare_steps(mode:str, model, teacher, table, loader, start:int, steps:int, count:bool, same_batch:bool=False)->_StepWindow:
+def _bare_steps(mode:str, model, teacher, table, loader, start:int, steps:int, count:type|None, same_batch:bool=False)->_StepWindow:
     "The bare loop over the same window: each batch from `loader`, or with `same_batch` the first batch again and again."
     from kd_nb.learner import adamw, cosine_lr
     window, loss_fn, opt = _StepWindow(start, steps, count), _kd_loss(), adamw(model, 1e-4, 0.05, fused=True)
@@ -380,7 +408,7 @@ def _bare_steps(mode:str, model, teacher, table, loader, start:int, steps:int, c
     batches = itertools.repeat(next(iter(loader))) if same_batch else iter(loader)
     try:
         for window.learn.iter, (x, y, idx) in enumerate(batches):
-            window('before_batch')
+            window.before_batch()  # called directly: the bare loop has no events to dispatch
             for group in opt.param_groups: group['lr'] = cosine_lr(window.learn.iter / (start + steps), 1e-4)
             loss_fn(model(x), y, _teacher_logits(mode, teacher, table, loader, x, idx)).backward()
             opt.step(); opt.zero_grad(set_to_none=True)
@@ -403,6 +431,11 @@ def median_interval(values, # independent measurements, e.g. one paired differen
     return float(ci.low), float(ci.high)
 
 # %% ../nbs/90_bench.ipynb #eb61527a
+def _differences(ours:collections.Counter, bare:collections.Counter, steps:int)->dict: # name -> calls a step more (or fewer) than bare
+    "The calls a kd_nb step makes more, or fewer, than the bare loop's, a step, largest first."
+    diff = {k: (ours[k] - bare[k]) / steps for k in ours.keys() | bare.keys() if ours[k] != bare[k]}
+    return dict(sorted(diff.items(), key=lambda kv: (-abs(kv[1]), kv[0])))
+
 @benchmark('ops')
 def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 student, ResNet-50 teacher)
                   batch_size:int=8, # the counted steps' batch (the counts do not depend on it)
@@ -411,8 +444,8 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
                   repeats:int=9, # timed pairs of windows (kd_nb, bare loop); the medians count
                   views:int=2, # cached views per image
                   modes:str='no_kd,cached,online', # which kinds of step to count and time
-                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, host_us, bare_host_us, host_overhead_us (and its 95% interval); the loader's figures
-    "kd_nb's training step against a bare PyTorch loop: kernel-like ops counted, and host time with a negligible model."
+                 )->dict: # per mode: kd_nb_ops, bare_ops, ops_ratio, py_calls, bare_py_calls, c_calls, bare_c_calls, host_us, bare_host_us, host_overhead_us (and its 95% interval); the loader's figures
+    "kd_nb's training step against a bare PyTorch loop: kernel-like ops and host calls counted, and host time with a negligible model."
     import copy
     from kd_nb.loader import DeviceLoader
     if host_steps < _PERIOD: raise ValueError(f"host_steps={host_steps}: time at least {_PERIOD} steps, one block of the periodic work.")
@@ -429,15 +462,17 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
         if mode not in ('no_kd', 'cached', 'online'): raise ValueError(f"modes: no_kd, cached or online, not {mode!r}.")
         kw = dict(views=views) if mode == 'cached' else {}
         dl = counted(**kw)
-        ours = _kd_nb_steps(mode, copy.deepcopy(student), teacher, dl, warm, steps, count=True, views=views).counter
+        ours = _kd_nb_steps(mode, copy.deepcopy(student), teacher, dl, warm, steps, count=OpCounter, views=views).counter
         table = _cached_table(teacher, dl, views) if mode == 'cached' else None
-        bare = _bare_steps(mode, copy.deepcopy(student), teacher, table, dl, 2, 4, count=True, same_batch=True).counter
+        bare = _bare_steps(mode, copy.deepcopy(student), teacher, table, dl, 2, 4, count=OpCounter, same_batch=True).counter
         dl, host, bare_host, alone = timed(**kw), [], [], []
         table = _cached_table(tiny(1), dl, views) if mode == 'cached' else None
+        calls = _kd_nb_steps(mode, tiny(2), tiny(1), dl, warm, steps, count=CallCounter, views=views).counter  # the timed steps' calls
+        bare_calls = _bare_steps(mode, tiny(2), tiny(1), table, dl, warm, steps, count=CallCounter).counter
         for _ in range(repeats):  # kd_nb and the bare loop side by side: each pair meets the machine in the same state
-            host.append(_kd_nb_steps(mode, tiny(2), tiny(1), dl, warm, host_steps, count=False, views=views).step_us)
-            bare_host.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False).step_us)
-            alone.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=False, same_batch=True).step_us)
+            host.append(_kd_nb_steps(mode, tiny(2), tiny(1), dl, warm, host_steps, count=None, views=views).step_us)
+            bare_host.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=None).step_us)
+            alone.append(_bare_steps(mode, tiny(2), tiny(1), table, dl, warm, host_steps, count=None, same_batch=True).step_us)
         median = lambda values: float(np.median(values))
         overhead = np.subtract(host, bare_host)  # one difference a pair
         figures |= {f'{mode}.kd_nb_ops': ours.total / steps, f'{mode}.bare_ops': bare.total / 4,
@@ -446,7 +481,10 @@ def ops_benchmark(img_size:int=32, # the counted models' input size (ResNet-18 s
                     **dict(zip((f'{mode}.host_overhead_lo_us', f'{mode}.host_overhead_hi_us'), median_interval(overhead))),
                     f'{mode}.bare_host_no_loader_us': median(alone),
                     f'{mode}.extra_ops': dict(collections.Counter({k: v / steps for k, v in ours.counts.items()})
-                                              - collections.Counter({k: v / 4 for k, v in bare.counts.items()}))}
+                                              - collections.Counter({k: v / 4 for k, v in bare.counts.items()})),
+                    f'{mode}.py_calls': calls.total / steps, f'{mode}.bare_py_calls': bare_calls.total / steps,
+                    f'{mode}.c_calls': calls.c_total / steps, f'{mode}.bare_c_calls': bare_calls.c_total / steps,
+                    f'{mode}.extra_calls': _differences(calls.py + calls.c, bare_calls.py + bare_calls.c, steps)}
     dl = loader(32 * 200, 32, 32)
     batches = iter(dl); next(batches)  # the epoch's host work (order, views, crops) is done at its first batch
     with OpCounter() as ops:

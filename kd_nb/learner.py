@@ -316,6 +316,7 @@ class Learner:
         self.current_lr = None  # the schedule's rate for this batch, a float (`CosineSchedule`)
         self.autocast = contextlib.nullcontext
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
+        self.scaling = False  # whether `scaler` is enabled, read once a fit: a disabled one's calls only cost a step three Python calls
         self.teacher_out, self.exception, self.compiled_step = None, None, None  # `CompiledStep` sets the last
         self.cbs, self.handlers = [], {}
         self.add_cbs([Recorder()] + list(cbs or []))
@@ -420,7 +421,7 @@ def _one_batch(self:Learner):
     if self._calls['after_loss', training]: self._fire('after_loss')
     if not training: return
     if self._calls['before_backward', training]: self._fire('before_backward')
-    self.scaler.scale(self.loss).backward()
+    (self.scaler.scale(self.loss) if self.scaling else self.loss).backward()
     self._with_events(self._step, 'step', CancelStepException)
 
 @patch_method
@@ -432,8 +433,8 @@ def _compiled_batch(self:Learner):
 
 @patch_method
 def _step(self:Learner):
-    self.scaler.step(self.opt)
-    self.scaler.update()
+    if self.scaling: self.scaler.step(self.opt); self.scaler.update()
+    else: self.opt.step()
     self.opt.zero_grad(set_to_none=True)
     self.opt_steps += 1
 
@@ -466,6 +467,7 @@ def _do_epoch(self:Learner):
 
 @patch_method
 def _do_fit(self:Learner):
+    self.scaling = self.scaler.is_enabled()  # after `before_fit`: MixedPrecision's fp16 scaler is in place
     for epoch in range(self.start_epoch, self.n_epoch):
         self.epoch = epoch
         self._with_events(self._do_epoch, 'epoch', CancelEpochException)
@@ -595,8 +597,8 @@ class MixedPrecision(Callback):
         self.learn.autocast = partial(torch.autocast, device_type=self.device.type, dtype=self.dtype)
         if needs_grad_scaler(self.dtype): self.learn.scaler = torch.amp.GradScaler(self.device.type)
     def before_step(self):
-        scaler = self.learn.scaler
-        if scaler.is_enabled(): scaler.unscale_(self.learn.opt)
+        learn = self.learn
+        if learn.scaling: learn.scaler.unscale_(learn.opt)
 
 # %% ../nbs/05_learner.ipynb #754ba717
 class ChannelsLast(Callback):
