@@ -31,7 +31,7 @@ def patch_method(f:Callable, # `def name(self:Cls, ...)`: its first parameter is
         raise TypeError(f"@patch_method needs {f.__name__}'s first parameter annotated with a class, as in `def {f.__name__}(self:Cls)`.")
     f.__qualname__ = f'{cls.__name__}.{f.__name__}'
     # profilers (`kd_nb.bench.CallCounter`) read the name from the code the frames run: from Python 3.11 it has its own
-    if hasattr(inner.__code__, 'co_qualname'): inner.__code__ = inner.__code__.replace(co_qualname=f'{cls.__name__}.{inner.__name__}')
+    if hasattr(inner.__code__, 'co_qualname'): inner.__code__ = inner.__code__.replace(co_qualname=f.__qualname__)
     setattr(cls, f.__name__, f)
     return inner.__globals__.get(f.__name__)
 
