@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_bench.ipynb #4126bcac
 from __future__ import annotations
-import sys, json, time, types, inspect, argparse, itertools, collections, contextlib
+import gc, sys, json, time, types, inspect, argparse, itertools, collections, contextlib
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -323,10 +323,14 @@ class CallCounter:
             self.py[frame.f_globals.get('__name__', '?'), getattr(code, 'co_qualname', code.co_name)] += 1
         elif event == 'c_call': self.c[arg] += 1
     def __enter__(self):
+        # a cyclic collection runs the finalizers of whatever garbage the process holds, whenever allocations say:
+        # collected before the count and held off during it, it adds nothing to the calls counted
+        self._gc = gc.isenabled(); gc.collect(); gc.disable()
         self._outer = sys.getprofile(); sys.setprofile(self._seen)
         return self
     def __exit__(self, *exc):
         sys.setprofile(self._outer)
+        if self._gc: gc.enable()
         own = CallCounter.__exit__.__code__  # this call and the one that ends the count were seen on the way out
         self.py[type(self).__module__, getattr(own, 'co_qualname', own.co_name)] -= 1; self.c[sys.setprofile] -= 1
         self.py = collections.Counter({f'{module}.{name}': n for (module, name), n in self.py.items() if n})
