@@ -371,6 +371,7 @@ def _sort_cbs(self:Learner):
     # read once here, not per call: a batch fires seven events, most of which nothing handles
     self._calls = {(e, training): tuple((cb, self.handler(cb, e)) for cb in cbs if _runs_in(cb, e, training))
                    for e, cbs in self.handlers.items() for training in (True, False)}
+    self._step_events = any(self._calls[e, True] for e in _PHASE_EVENTS['step'])  # else a step fires none of them
 
 def handler(cb:Callback, # an attached callback
             event:str, # an event it handles
@@ -422,7 +423,8 @@ def _one_batch(self:Learner):
     if not training: return
     if self._calls['before_backward', training]: self._fire('before_backward')
     (self.scaler.scale(self.loss) if self.scaling else self.loss).backward()
-    self._with_events(self._step, 'step', CancelStepException)
+    if self._step_events: self._with_events(self._step, 'step', CancelStepException)
+    else: self._step()
 
 @patch_method
 def _compiled_batch(self:Learner):
@@ -437,6 +439,14 @@ def _step(self:Learner):
     else: self.opt.step()
     self.opt.zero_grad(set_to_none=True)
     self.opt_steps += 1
+
+@patch_method
+def unscale_grads(self:Learner):
+    "Divide this step's gradients by the fp16 loss scale, once a step (a no-op without a scaler): call it before reading them."
+    # left to the scaler's own step otherwise: a fused optimizer then unscales inside its kernel, and no step pays for a call
+    # Call it from a callback ordered after GradAccumulation (-20): gradients unscaled in a step it then cancels would
+    # have the next batch's scaled ones added to them.
+    if self.scaling and self._unscaled_at != self.opt_steps: self.scaler.unscale_(self.opt); self._unscaled_at = self.opt_steps
 
 # %% ../nbs/05_learner.ipynb #4a4d83ad
 @patch_method
@@ -468,6 +478,7 @@ def _do_epoch(self:Learner):
 @patch_method
 def _do_fit(self:Learner):
     self.scaling = self.scaler.is_enabled()  # after `before_fit`: MixedPrecision's fp16 scaler is in place
+    self._unscaled_at = -1  # the optimizer step whose gradients `unscale_grads` divided last
     for epoch in range(self.start_epoch, self.n_epoch):
         self.epoch = epoch
         self._with_events(self._do_epoch, 'epoch', CancelEpochException)
@@ -583,11 +594,13 @@ class GradClip(Callback):
     order, run_valid = 10, False
     def __init__(self, max_norm:float=1. # largest allowed L2 norm of all gradients together
                 ): self.max_norm = max_norm
-    def before_step(self): nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm)
+    def before_step(self):
+        self.learn.unscale_grads()  # the norm of the true gradients, not of fp16's scaled ones
+        nn.utils.clip_grad_norm_(self.learn.model.parameters(), self.max_norm)
 
 # %% ../nbs/05_learner.ipynb #f747eb76
 class MixedPrecision(Callback):
-    "Autocast the forward pass; with fp16, scale the loss and unscale gradients before the step."
+    "Autocast the forward pass; with fp16, put in place the gradient scaler that the loop scales the loss and steps with."
     order = -15
     def __init__(self, amp:str|bool='auto' # one of `kd_nb.core.AMP_CHOICES`, as `kd_nb.core.amp_dtype` reads it
                 ): self.amp = amp
@@ -596,9 +609,6 @@ class MixedPrecision(Callback):
         if self.dtype is None: return
         self.learn.autocast = partial(torch.autocast, device_type=self.device.type, dtype=self.dtype)
         if needs_grad_scaler(self.dtype): self.learn.scaler = torch.amp.GradScaler(self.device.type)
-    def before_step(self):
-        learn = self.learn
-        if learn.scaling: learn.scaler.unscale_(learn.opt)
 
 # %% ../nbs/05_learner.ipynb #754ba717
 class ChannelsLast(Callback):
@@ -627,7 +637,7 @@ class CompiledStep(Callback):
         learn = self.learn
         # a callback may declare events it can do without (`can_skip`): the dashboard's gradient view, which then stays empty
         others = sorted({f'{type(cb).__name__}.{e}' for e in self.skipped for cb in learn.handlers[e]
-                         if e not in getattr(cb, 'can_skip', ()) and not (isinstance(cb, MixedPrecision) and not learn.scaler.is_enabled())})
+                         if e not in getattr(cb, 'can_skip', ())})
         if others or learn.scaler.is_enabled() or get_world_size() > 1:
             why = (f"{', '.join(others)} would not run" if others else
                    'fp16 needs a gradient scaler between backward and the step' if learn.scaler.is_enabled() else

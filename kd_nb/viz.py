@@ -1036,6 +1036,7 @@ class GradientsPanel(Panel):
     def before_step(self):
         last = self.epoch == self.n_epoch - 1 and self.iter == self.n_iter - 1
         if self.opt_steps % self.dash.grad_every == 0 or last:
+            self.learn.unscale_grads()  # under fp16, the true gradients: a vanishing one is judged by its size
             self.grads = dict(gradient_flow(self.model), step=self.opt_steps + 1, epoch=self.epoch)
             self.changed = True
 
